@@ -1,0 +1,44 @@
+"""The ``thrifty`` command: one Typer app, one module per subcommand."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+import typer
+
+from thrifty.cli import commands
+from thrifty.errors import ThriftyError
+
+app = typer.Typer(
+    name="thrifty",
+    help="Meter, attribute, control and cut what you spend on LLM APIs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+commands.register_all(app)
+
+
+def main() -> None:
+    """Run the CLI; usage errors and Thrifty errors print one line and exit 2."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        app(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        print(f"thrifty: error: {_one_line(exc.format_message())}", file=sys.stderr)
+        sys.exit(2)
+    except ThriftyError as exc:
+        print(f"thrifty: error: {_one_line(str(exc))}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())

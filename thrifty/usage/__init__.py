@@ -1,0 +1,5 @@
+"""Provider responses mapped into one normalized ``Usage``."""
+
+from thrifty.usage.model import Usage
+
+__all__ = ["Usage"]

@@ -9,8 +9,11 @@ Every error the package raises on purpose derives from ``ThriftyError``::
     │   └── UnknownModelError    no price for a model (callers record it unpriced)
     ├── TokenizerError       an offline tokenizer could not be loaded
     ├── LedgerError          the ledger or its spool could not be written or read
+    │   └── ReportError          a report query names an unknown dimension or bad filter
     ├── TraceError           a trace file row is malformed
-    └── UpstreamError        a provider could not be reached or timed out
+    ├── UpstreamError        a provider could not be reached or timed out
+    ├── RequestError         a client request the gateway rejects (carries the HTTP status)
+    └── SandboxError         the provider emulator could not start or rejected a request
 
 Messages say what failed, on which value, and what to do next.
 """
@@ -58,9 +61,44 @@ class LedgerError(ThriftyError):
     """The ledger or its spool could not be written or read."""
 
 
+class ReportError(LedgerError):
+    """A report query names an unknown dimension or an invalid filter."""
+
+
 class TraceError(ThriftyError):
     """A trace file row is malformed."""
 
 
 class UpstreamError(ThriftyError):
     """A provider could not be reached or did not answer in time."""
+
+    def __init__(self, provider: str, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.timed_out = timed_out
+
+
+class RequestError(ThriftyError):
+    """A client request the gateway rejects before or instead of forwarding it.
+
+    ``status`` is the HTTP status to answer with and ``error_type`` the
+    OpenAI-style error type (``invalid_request_error``, ``not_found_error``...).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        error_type: str = "invalid_request_error",
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_type = error_type
+        self.param = param
+
+
+class SandboxError(ThriftyError):
+    """The provider emulator could not start, or rejected a request it was sent."""

@@ -28,11 +28,12 @@ def main() -> None:
     )
     try:
         app(standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    # Typer 0.29 raises its own vendored click exceptions; catch both families.
+    except (click.exceptions.Exit, typer.Exit) as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         sys.exit(130)
-    except click.ClickException as exc:
+    except (click.ClickException, typer.TyperException) as exc:
         print(f"thrifty: error: {_one_line(exc.format_message())}", file=sys.stderr)
         sys.exit(2)
     except ThriftyError as exc:

@@ -1,9 +1,52 @@
-"""The `thrifty serve` command."""
+"""The ``thrifty serve`` command."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+
+from thrifty.config import load_config
+from thrifty.gateway.server import uvicorn_server, with_sandbox
+
+logger = logging.getLogger(__name__)
+
+
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to bind; 0.0.0.0 exposes the gateway to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 4000,
+    db: Annotated[
+        str | None, typer.Option(help="Ledger database URL (default: a SQLite file in ./.thrifty).")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="Path of thrifty.yaml.")] = None,
+    sandbox: Annotated[
+        bool, typer.Option(help="Use the built-in provider emulator as every upstream.")
+    ] = False,
+) -> None:
+    """Run the metering gateway."""
+    settings = load_config(config, db_url=db)
+    if sandbox:
+        settings = with_sandbox(settings, host, port)
+    console = Console(stderr=True)
+    upstream = (
+        "sandbox (offline emulator)"
+        if sandbox
+        else ", ".join(f"{p.name}={p.base_url}" for p in settings.providers.values())
+    )
+    console.print(f"Thrifty gateway on [bold]http://{host}:{port}[/bold]  upstream: {upstream}")
+    console.print(f"ledger: {settings.db_url}")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(
+            "[yellow]warning:[/yellow] bound beyond loopback and no master key is set yet"
+        )
+    logging.getLogger("thrifty").setLevel(logging.INFO)
+    uvicorn_server(settings, host, port).run()
 
 
 def register(app: typer.Typer) -> None:
-    """Placeholder until the command is written."""
+    app.command("serve")(serve)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -15,7 +16,9 @@ class RequestRecord:
     the request could not be priced, and ``unpriced`` is then true.
     ``cost_breakdown`` maps token classes to USD. Times are timezone-aware UTC.
     ``upstream_ms`` is the time spent waiting on the provider and
-    ``overhead_ms`` the time the gateway itself added.
+    ``overhead_ms`` the time the gateway itself added. ``details`` maps a
+    feature (``"cache"``, ``"route"``, ``"prompts"``...) to its JSON-ready
+    annotations of the request; money in it is written as decimal strings.
     """
 
     request_id: str
@@ -52,3 +55,4 @@ class RequestRecord:
     cache_status: str | None = None
     upstream_ms: float | None = None
     overhead_ms: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)

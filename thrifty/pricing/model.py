@@ -9,7 +9,9 @@ from typing import Literal
 ServiceTier = Literal["default", "flex", "priority", "batch"]
 
 # Token classes of a cost breakdown, in report order. Each input token falls in
-# exactly one of the first four, each output token in one of the next two.
+# exactly one of input, cache_read, cache_write_5m, cache_write_1h and
+# input_audio; each output token in exactly one of output, reasoning and
+# output_audio. web_search counts requests, not tokens.
 TOKEN_CLASSES: tuple[str, ...] = (
     "input",
     "cache_read",
@@ -31,7 +33,10 @@ class Cost:
     ``unpriced_reason`` then says why. ``model`` is the catalog model the
     request was priced as (``gpt-4o`` for ``gpt-4o-2024-08-06``).
     ``breakdown`` maps each token class of ``TOKEN_CLASSES`` that had tokens
-    to its cost in USD.
+    to its cost in USD. ``price_source`` names where the rates came from and
+    how they were derived (``"genai-prices 0.2.3"``, or with a note such as
+    batch rates taken as 50% of standard). ``notes`` lists what the price
+    leaves out, such as web searches of a model without a search price.
     """
 
     provider: str
@@ -42,6 +47,8 @@ class Cost:
     cost_usd: Decimal | None
     breakdown: dict[str, Decimal] = field(default_factory=dict)
     unpriced_reason: str | None = None
+    price_source: str | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def priced(self) -> bool:

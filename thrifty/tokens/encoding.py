@@ -89,7 +89,7 @@ def tiktoken_cache_dir() -> Path:
 
 def _install_rank_file(name: str) -> None:
     cache_dir = tiktoken_cache_dir()
-    target = cache_dir / hashlib.sha1(_BLOB_URLS[name].encode()).hexdigest()
+    target = cache_dir / hashlib.sha1(_BLOB_URLS[name].encode(), usedforsecurity=False).hexdigest()
     if target.exists():
         return
     try:

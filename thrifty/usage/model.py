@@ -35,7 +35,9 @@ class Usage:
             if item.name == "estimated":
                 continue
             _check_count(item.name, getattr(self, item.name))
-        _check_subset("cache_read_tokens", self.cache_read_tokens, "input_tokens", self.input_tokens)
+        _check_subset(
+            "cache_read_tokens", self.cache_read_tokens, "input_tokens", self.input_tokens
+        )
         _check_subset(
             "cache_write_tokens",
             self.cache_read_tokens + self.cache_write_tokens,
@@ -49,8 +51,12 @@ class Usage:
             "cache_write_tokens",
             self.cache_write_tokens,
         )
-        _check_subset("reasoning_tokens", self.reasoning_tokens, "output_tokens", self.output_tokens)
-        _check_subset("input_audio_tokens", self.input_audio_tokens, "input_tokens", self.input_tokens)
+        _check_subset(
+            "reasoning_tokens", self.reasoning_tokens, "output_tokens", self.output_tokens
+        )
+        _check_subset(
+            "input_audio_tokens", self.input_audio_tokens, "input_tokens", self.input_tokens
+        )
         _check_subset(
             "output_audio_tokens", self.output_audio_tokens, "output_tokens", self.output_tokens
         )

@@ -1,0 +1,161 @@
+"""POST /v1/messages and /v1/messages/count_tokens: Anthropic's Messages API.
+
+Input counts are estimates made with ``o200k_base`` (Anthropic's tokenizer is
+not public); see ``thrifty.sandbox.anthropic_prompt`` for the rule.
+``usage.input_tokens`` excludes cache reads and writes, as Anthropic reports it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from thrifty.sandbox.anthropic_prompt import ENCODING, input_tokens, prompt_blocks
+from thrifty.sandbox.catalog import anthropic_cache_minimum
+from thrifty.sandbox.errors import ApiError
+from thrifty.sandbox.output import Output, plan_output
+from thrifty.sandbox.prompt_cache import AnthropicCacheUsage
+from thrifty.sandbox.state import Admission, admit, check_model
+from thrifty.sandbox.wire import EventStream, json_response, read_json_object, sse_event
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesRequest:
+    """The parts of a Messages API request the sandbox acts on."""
+
+    model: str
+    max_tokens: int
+    stream: bool
+    body: Mapping[str, Any]
+
+
+def parse_messages_request(body: Mapping[str, Any]) -> MessagesRequest:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "model: Field required")
+    max_tokens = body.get("max_tokens")
+    if max_tokens is None:
+        raise ApiError(400, "max_tokens: Field required")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise ApiError(
+            400, f"max_tokens: Input should be an integer of at least 1, got {max_tokens!r}"
+        )
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ApiError(400, "stream: Input should be a valid boolean")
+    return MessagesRequest(model, max_tokens, stream, body)
+
+
+async def create_message(request: Request) -> Response:
+    admission = await admit(request, "anthropic")
+    ask = parse_messages_request(await read_json_object(request))
+    check_model(admission, ask.model)
+
+    blocks = prompt_blocks(ask.body)
+    cache = admission.state.anthropic_cache.apply(
+        ask.model, blocks, anthropic_cache_minimum(ask.model)
+    )
+    usage = messages_usage(input_tokens(blocks), cache)
+    output = plan_output(ENCODING, ask.max_tokens, ask.max_tokens, 0.0)
+    message_id = "msg_" + uuid.uuid4().hex
+
+    if ask.stream:
+        events = _message_events(message_id, ask, output, usage, admission)
+        return EventStream(events, admission.headers, admission.disconnect_after_chunks)
+    await admission.pacing.wait_whole_output(output.tokens)
+    body = _message(
+        message_id,
+        ask.model,
+        [_text_block(output.text)],
+        "max_tokens",
+        {**usage, "output_tokens": output.tokens},
+    )
+    return json_response(body, admission.headers, admission.disconnect_after_chunks is not None)
+
+
+async def count_tokens(request: Request) -> Response:
+    admission = await admit(request, "anthropic")
+    body = await read_json_object(request)
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise ApiError(400, "model: Field required")
+    return json_response({"input_tokens": input_tokens(prompt_blocks(body))}, admission.headers)
+
+
+def messages_usage(prompt_tokens: int, cache: AnthropicCacheUsage) -> dict[str, Any]:
+    """Return Anthropic ``usage`` but output_tokens; input_tokens exclude cache reads and writes."""
+    return {
+        "input_tokens": prompt_tokens - cache.read_tokens - cache.write_tokens,
+        "cache_creation_input_tokens": cache.write_tokens,
+        "cache_read_input_tokens": cache.read_tokens,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": cache.write_5m_tokens,
+            "ephemeral_1h_input_tokens": cache.write_1h_tokens,
+        },
+        "service_tier": "standard",
+    }
+
+
+def _text_block(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def _message(
+    message_id: str,
+    model: str,
+    content: list[dict[str, Any]],
+    stop_reason: str | None,
+    usage: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+
+
+async def _message_events(
+    message_id: str,
+    ask: MessagesRequest,
+    output: Output,
+    usage: dict[str, Any],
+    admission: Admission,
+) -> AsyncIterator[bytes]:
+    """Yield a streamed message: start, one text block, the final usage, stop."""
+    pacing = admission.pacing
+    # Anthropic reports a token or so of output at the start and the total in message_delta.
+    start = _message(message_id, ask.model, [], None, {**usage, "output_tokens": 1})
+    yield sse_event("message_start", {"type": "message_start", "message": start})
+    await pacing.wait_first_token()
+    yield sse_event(
+        "content_block_start",
+        {"type": "content_block_start", "index": 0, "content_block": _text_block("")},
+    )
+    yield sse_event("ping", {"type": "ping"})
+    for text, tokens in output.chunks(admission.settings.tokens_per_chunk):
+        await pacing.wait_tokens(tokens)
+        text_delta = {"type": "text_delta", "text": text}
+        yield sse_event(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": text_delta},
+        )
+    yield sse_event("content_block_stop", {"type": "content_block_stop", "index": 0})
+
+    final_usage = {
+        "input_tokens": usage["input_tokens"],
+        "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
+        "cache_read_input_tokens": usage["cache_read_input_tokens"],
+        "output_tokens": output.tokens,
+    }
+    stop = {"stop_reason": "max_tokens", "stop_sequence": None}
+    yield sse_event("message_delta", {"type": "message_delta", "delta": stop, "usage": final_usage})
+    yield sse_event("message_stop", {"type": "message_stop"})

@@ -25,6 +25,7 @@ from thrifty.gateway.upstream import UpstreamClient, upstream_headers
 from thrifty.ledger import Ledger, RecordWriter, Spool, open_ledger
 from thrifty.ledger.serialize import record_to_dict
 from thrifty.pricing.engine import CostEngine
+from thrifty.tokens import preload_encodings
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def create_app(config: GatewayConfig) -> Starlette:
         Route("/v1/models", state.models, methods=["GET"]),
         Route("/health", state.health, methods=["GET"]),
         Route("/thrifty/requests/{request_id}", state.request_record, methods=["GET"]),
+        Route("/metrics", state.metrics, methods=["GET"]),
     ]
     if config.sandbox:
         from thrifty.sandbox.app import create_app as create_sandbox
@@ -67,6 +69,8 @@ class _State:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         config = self.config
+        # Token counts (estimates, and the mounted sandbox) need the encodings loaded.
+        await asyncio.to_thread(preload_encodings)
         ledger = await asyncio.to_thread(open_ledger, config.db_url)
         spool = Spool(config.spool_dir / "spool.jsonl", fsync=config.spool_fsync)
         writer = RecordWriter(ledger, spool)
@@ -113,6 +117,13 @@ class _State:
 
     async def health(self, request: Request) -> Response:
         return Response(orjson.dumps({"status": "ok"}), media_type="application/json")
+
+    async def metrics(self, request: Request) -> Response:
+        """Serve the Prometheus metrics of the pipeline (thrifty.integrations.metrics)."""
+        from thrifty.integrations.metrics import metrics_response
+
+        assert self.gateway is not None
+        return metrics_response(self.gateway.steps)
 
     async def request_record(self, request: Request) -> Response:
         assert self.gateway is not None

@@ -90,11 +90,8 @@ class Gateway:
         except UpstreamError as exc:  # a provider key that is not set
             return error_response(endpoint.kind, 500, str(exc), error_type="server_error")
 
-        call.upstream_started = time.perf_counter()
         try:
-            upstream = await self.client.send(
-                "POST", call.target.provider, endpoint.path, payload, headers
-            )
+            upstream = await self.send_upstream(call, payload, headers)
         except UpstreamError as exc:
             return self._upstream_failed(call, exc)
 
@@ -102,6 +99,19 @@ class Gateway:
             call.extra["body"] = body
             return StreamProxy(self, call, upstream, response_headers(upstream))
         return await self._finish_buffered(call, upstream)
+
+    async def send_upstream(
+        self, call: Call, payload: bytes, headers: dict[str, str]
+    ) -> aiohttp.ClientResponse:
+        """Send the request to its provider and return the response (headers read).
+
+        This is where tier policies act on the upstream call (retrying a
+        rejected Flex request, falling back to the default tier).
+        """
+        call.upstream_started = time.perf_counter()
+        return await self.client.send(
+            "POST", call.target.provider, call.endpoint.path, payload, headers
+        )
 
     async def _read_body(
         self, request: Request, endpoint: Endpoint

@@ -13,6 +13,7 @@ import uvicorn
 from thrifty.errors import SandboxError
 from thrifty.sandbox.app import create_app
 from thrifty.sandbox.settings import SandboxSettings
+from thrifty.tokens import preload_encodings
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ START_TIMEOUT_S = 20.0
 
 def run(host: str, port: int, settings: SandboxSettings) -> None:
     """Serve the sandbox on ``host:port`` until interrupted."""
+    preload_encodings()
     server = uvicorn.Server(_config(settings, log_level="info", host=host, port=port))
     logger.info("sandbox listening on http://%s:%d", host, port)
     server.run()

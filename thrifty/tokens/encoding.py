@@ -106,3 +106,9 @@ def _install_rank_file(name: str) -> None:
         handle.write(gzip.decompress(packed))
     os.replace(handle.name, target)
     logger.info("installed tiktoken rank file %s into %s", name, cache_dir)
+
+
+def preload_encodings() -> None:
+    """Load every bundled encoding now, so the first request does not wait for it."""
+    for name in _BLOB_URLS:
+        get_encoding(name)

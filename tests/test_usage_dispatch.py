@@ -31,7 +31,15 @@ from thrifty.usage import (
 
 
 def test_endpoint_names() -> None:
-    assert ENDPOINTS == ("chat.completions", "responses", "embeddings", "messages", "gemini")
+    assert ENDPOINTS == (
+        "chat.completions",
+        "responses",
+        "embeddings",
+        "messages",
+        "gemini",
+        "converse",
+        "images",
+    )
 
 
 @pytest.mark.parametrize(

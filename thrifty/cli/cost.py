@@ -3,7 +3,9 @@
 The output is a stable contract that scripts rely on: one JSON object with
 ``cost_usd`` and a per-class ``breakdown`` as decimal strings, the catalog
 ``model``, the ``service_tier`` priced, ``batch``, and the normalized
-``usage`` counts.
+``usage`` counts. With ``--config``, the ``prices:`` section of thrifty.yaml
+(custom prices and discounts) applies, and a provider configured with a
+``pricing_provider`` is priced as that provider.
 """
 
 from __future__ import annotations
@@ -20,11 +22,24 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from thrifty.pricing import Cost
+    from thrifty.pricing import Cost, CostEngine
     from thrifty.usage import ServedInfo, Usage
 
-# Providers whose response shape is fixed; any other provider is read by shape.
-_PROVIDER_ENDPOINTS = {"anthropic": "messages", "google": "gemini", "gemini": "gemini"}
+# The endpoint whose usage shape a provider's responses have, where the body
+# alone leaves it open; any other body is read by its shape. Claude on
+# Bedrock (InvokeModel) and on Vertex AI returns Anthropic's shape, which the
+# body's own fields identify.
+_PROVIDER_ENDPOINTS = {
+    "anthropic": "messages",
+    "aws": "messages",
+    "bedrock": "messages",
+    "google": "gemini",
+    "gemini": "gemini",
+    "vertex_ai": "gemini",
+}
+
+# Usage fields that only Anthropic's Messages shape has.
+_ANTHROPIC_ONLY_KEYS = ("cache_creation_input_tokens", "cache_read_input_tokens", "cache_creation")
 
 
 def register(app: typer.Typer) -> None:
@@ -70,10 +85,16 @@ def cost(
             "--at", help="Request time, ISO-8601 (UTC unless it has an offset); default now."
         ),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="thrifty.yaml whose prices: section (custom prices, discounts) applies.",
+        ),
+    ] = None,
 ) -> None:
     """Price one request and print its cost as a JSON object."""
     from thrifty.errors import PricingError, UnknownModelError
-    from thrifty.pricing import CostEngine
 
     request_time = _parse_time(at)
     body, option = _read_body(usage, response)
@@ -83,8 +104,9 @@ def cost(
     if not model_name:
         raise typer.BadParameter("give the model to price with --model", param_hint=f"'{option}'")
 
-    priced = CostEngine().price(
-        provider,
+    engine, price_provider = _engine_for(config, provider)
+    priced = engine.price(
+        price_provider,
         model_name,
         usage_counts,
         service_tier=service_tier or served.service_tier,
@@ -94,9 +116,24 @@ def cost(
     )
     if priced.cost_usd is None:
         if priced.model is None:
-            raise UnknownModelError(provider, model_name)
+            raise UnknownModelError(price_provider, model_name)
         raise PricingError(priced.unpriced_reason or f"no price for model '{model_name}'")
     typer.echo(json.dumps(_cost_json(priced, usage_counts), indent=2))
+
+
+def _engine_for(config_path: Path | None, provider: str) -> tuple[CostEngine, str]:
+    """Build the engine from the config's prices, and return the provider id to price as."""
+    from thrifty.config import load_config
+    from thrifty.pricing import CostEngine
+
+    # The command reports an unpriced model as its error, so the engine's
+    # warning about it would only repeat that line.
+    if config_path is None:
+        return CostEngine(warn_unpriced=False), provider
+    settings = load_config(config_path)
+    engine = CostEngine.from_config(settings.sections.get("prices"), warn_unpriced=False)
+    configured = settings.providers.get(provider)
+    return engine, configured.price_provider if configured is not None else provider
 
 
 def _read_body(usage: str | None, response: str | None) -> tuple[Mapping[str, Any], str]:
@@ -144,8 +181,14 @@ def _endpoint_for(provider: str, body: Mapping[str, Any]) -> str:
         return "gemini"
     if body.get("object") == "response" or isinstance(body.get("response"), Mapping):
         return "responses"
-    provider_endpoint = _PROVIDER_ENDPOINTS.get(provider.strip().lower())
     usage = body.get("usage")
+    if (
+        isinstance(body.get("data"), list)
+        and isinstance(usage, Mapping)
+        and "input_tokens" in usage
+    ):
+        return "images"
+    provider_endpoint = _PROVIDER_ENDPOINTS.get(provider.strip().lower())
     shape_endpoint = _endpoint_by_usage(usage, body) if isinstance(usage, Mapping) else None
     if shape_endpoint == "responses" and provider_endpoint == "messages":
         return "messages"
@@ -155,9 +198,13 @@ def _endpoint_for(provider: str, body: Mapping[str, Any]) -> str:
 def _endpoint_by_usage(usage: Mapping[str, Any], body: Mapping[str, Any]) -> str | None:
     if "prompt_tokens" in usage:
         return "chat.completions" if "completion_tokens" in usage else "embeddings"
+    if "inputTokens" in usage:
+        return "converse"
     if "input_tokens" not in usage:
         return None
-    anthropic_shape = body.get("type") == "message" or "cache_creation_input_tokens" in usage
+    anthropic_shape = body.get("type") == "message" or any(
+        key in usage for key in _ANTHROPIC_ONLY_KEYS
+    )
     return "messages" if anthropic_shape else "responses"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,7 @@ from genai_prices.types import (
     ModelInfo,
     ModelPrice,
     Provider,
+    StartDateConstraint,
     TieredPrices,
     TimeOfDateConstraint,
 )
@@ -28,19 +29,33 @@ from thrifty.pricing.rates import PriceTable, Rate, TieredRate
 
 CATALOG_SOURCE = f"genai-prices {genai_prices.__version__}"
 
-# Thrifty's provider ids that genai-prices spells differently.
-PROVIDER_ALIASES: Mapping[str, str] = {"gemini": "google"}
+# Provider names that genai-prices spells differently and does not match itself.
+PROVIDER_ALIASES: Mapping[str, str] = {
+    "gemini": "google",
+    "azure_openai": "azure",
+    "azure-openai": "azure",
+    "fireworks_ai": "fireworks",
+    "fireworks-ai": "fireworks",
+}
 
 PriceValue = Decimal | TieredPrices
 
 
 @dataclass(frozen=True, slots=True)
 class CatalogEntry:
-    """One model of the catalog, with the time-of-day constraints its prices depend on."""
+    """One model of the catalog, as a provider prices it.
+
+    ``own`` is false for a model the provider prices through a fallback
+    provider (Azure's OpenAI models that Azure does not list itself).
+    ``time_of_day`` contains the daily windows its prices depend on, and
+    ``start_days`` every date on which one of its prices starts or ends.
+    """
 
     provider_id: str
     model: ModelInfo
+    own: bool
     time_of_day: tuple[TimeOfDateConstraint, ...]
+    start_days: tuple[date, ...]
 
 
 class Catalog:
@@ -48,6 +63,19 @@ class Catalog:
 
     def __init__(self, providers: list[Provider] | None = None) -> None:
         self._providers = providers or data_snapshot.get_snapshot().providers
+
+    @property
+    def providers(self) -> list[Provider]:
+        return self._providers
+
+    def provider(self, name: str) -> Provider | None:
+        """Return the provider ``name`` stands for: its id, an alias, or a name it matches.
+
+        genai-prices matches common spellings itself (``xai`` is ``x-ai``,
+        ``bedrock`` is ``aws``, ``vertex_ai`` is ``google``).
+        """
+        key = name.strip().lower()
+        return data_snapshot.find_provider_by_id(self._providers, PROVIDER_ALIASES.get(key, key))
 
     def find(self, provider: str, model: str) -> CatalogEntry | None:
         """Find the entry ``model`` resolves to under ``provider``, or None.
@@ -57,28 +85,24 @@ class Catalog:
         tried under the vendor when the vendor is a known provider, and a
         Gemini ``models/`` resource prefix is dropped.
         """
-        catalog_provider = self._provider(provider)
+        catalog_provider = self.provider(provider)
         ref = model.strip().lower()
         if catalog_provider is not None:
             found = catalog_provider.find_model(ref, all_providers=self._providers)
             if found is not None:
-                return _entry(catalog_provider.id, found)
+                return catalog_entry(catalog_provider, found)
         if "/" not in ref:
             return None
 
         prefix, rest = ref.split("/", 1)
         if prefix == "models" and catalog_provider is not None:
             found = catalog_provider.find_model(rest, all_providers=self._providers)
-            return _entry(catalog_provider.id, found) if found else None
-        vendor = self._provider(prefix)
+            return catalog_entry(catalog_provider, found) if found else None
+        vendor = self.provider(prefix)
         if vendor is None:
             return None
         found = vendor.find_model(rest, all_providers=self._providers)
-        return _entry(vendor.id, found) if found else None
-
-    def _provider(self, provider: str) -> Provider | None:
-        key = provider.strip().lower()
-        return data_snapshot.find_provider_by_id(self._providers, PROVIDER_ALIASES.get(key, key))
+        return catalog_entry(vendor, found) if found else None
 
 
 def standard_prices(entry: CatalogEntry, when: datetime) -> dict[str, PriceValue]:
@@ -124,12 +148,12 @@ def table_from_prices(prices: Mapping[str, PriceValue], source: str) -> PriceTab
     A class without its own price falls back to the rate the provider bills
     it at. Cache reads and writes without a price cost the input price, and a
     1-hour write without its own price costs the generic write price.
-    Reasoning without a price costs the output price, and audio costs the
-    text price of its direction.
+    Reasoning without a price costs the output price, and audio and image
+    tokens cost the text price of their direction.
 
-    NOTE: price keys with no token class in Thrifty (images, video, file
-    search calls, per-request fees) are not priced; those tokens cost the
-    plain input or output price.
+    NOTE: price keys with no token class in Thrifty (video, cached audio and
+    image reads, file search calls) are not priced. Those tokens cost the
+    plain input or output price, and those calls cost nothing.
     """
     input_rate = _rate(prices, "input_mtok")
     output_rate = _rate(prices, "output_mtok")
@@ -144,19 +168,26 @@ def table_from_prices(prices: Mapping[str, PriceValue], source: str) -> PriceTab
         "input_audio": _first(_rate(prices, "input_audio_mtok"), input_rate),
         "output_audio": _first(_rate(prices, "output_audio_mtok"), output_rate),
         "web_search": _rate(prices, "web_searches_kcount"),
+        "input_image": _first(_rate(prices, "input_image_mtok"), input_rate),
+        "output_image": _first(_rate(prices, "output_image_mtok"), output_rate),
+        "request": _rate(prices, "requests_kcount"),
     }
     return PriceTable(
         {token_class: rate for token_class, rate in rates.items() if rate is not None}, source
     )
 
 
-def _entry(provider_id: str, model: ModelInfo) -> CatalogEntry:
+def catalog_entry(provider: Provider, model: ModelInfo, *, own: bool | None = None) -> CatalogEntry:
+    """Describe ``model`` as ``provider`` prices it; ``own`` is computed unless given."""
     constraints: list[Any] = []
     if isinstance(model.prices, list):
         constraints.extend(conditional.constraint for conditional in model.prices)
     constraints.extend(variant.constraint for variant in model.price_variants or ())
     time_of_day = tuple(c for c in constraints if isinstance(c, TimeOfDateConstraint))
-    return CatalogEntry(provider_id, model, time_of_day)
+    start_days = sorted({c.start_date for c in constraints if isinstance(c, StartDateConstraint)})
+    if own is None:
+        own = any(listed is model for listed in provider.models)
+    return CatalogEntry(provider.id, model, own, time_of_day, tuple(start_days))
 
 
 def _price_keys(prices: ModelPrice | ConditionalPrice) -> dict[str, PriceValue]:

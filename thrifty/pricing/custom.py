@@ -15,14 +15,17 @@ class CustomPrice:
     """USD per million tokens for one model, at standard (default-tier) rates.
 
     Without ``cache_read_mtok`` cached tokens cost the input price, and without
-    ``cache_write_mtok`` cache writes do too. Reasoning tokens cost the output
-    price. Batch and Flex rates follow from these by the provider's rules.
+    ``cache_write_mtok`` cache writes do too. 1-hour cache writes cost
+    ``cache_write_1h_mtok``, or the generic write price without it. Reasoning
+    tokens cost the output price. Batch and Flex rates follow from these by
+    the provider's rules.
     """
 
     input_mtok: Decimal
     output_mtok: Decimal
     cache_read_mtok: Decimal | None = None
     cache_write_mtok: Decimal | None = None
+    cache_write_1h_mtok: Decimal | None = None
 
     def __post_init__(self) -> None:
         for item in fields(self):

@@ -1,46 +1,43 @@
 """The cost engine: Usage x price x tier x time -> Cost, in exact Decimal USD.
 
-The gateway prices every request, so the engine caches two things: which
-catalog entry a (provider, model) pair resolves to, and the resolved rates per
-(provider, model, tier, speed, date). A cache hit costs a few dictionary
-lookups and one multiplication per token class.
+The gateway prices every request, so the engine does its work up front. The
+catalog is compiled into per-token lookup tables when the first engine of a
+process starts (see ``thrifty.pricing.lookup``). Each engine then remembers,
+per distinct ``price()`` call shape (provider, model, tier, batch, speed),
+the schedule of compiled tables it resolves to. A call after the first is a
+dictionary lookup, a check that the request time falls in the same price
+period as the last call's (a bisection when it does not, none for prices
+that never changed), one exact multiplication per token class and a sum.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field
+from bisect import bisect_left
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field, fields, make_dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from thrifty.errors import UnknownModelError
-from thrifty.pricing.catalog import (
-    CATALOG_SOURCE,
-    PROVIDER_ALIASES,
-    Catalog,
-    CatalogEntry,
-    standard_prices,
-    table_from_prices,
-    variant_prices,
+from thrifty.pricing.catalog import CATALOG_SOURCE, PROVIDER_ALIASES, Catalog, CatalogEntry
+from thrifty.pricing.compiled import (
+    AnySchedule,
+    CompiledTable,
+    Period,
+    Schedule,
+    Span,
+    Unpriced,
+    compile_table,
+    price_usage,
 )
+from thrifty.pricing.config import Discount, Discounts, PricesConfig
 from thrifty.pricing.custom import CUSTOM_SOURCE, CustomPrice
+from thrifty.pricing.lookup import CompiledModel, compile_custom, compiled_catalog
 from thrifty.pricing.model import Cost
-from thrifty.pricing.rates import EXACT, PriceTable
-from thrifty.pricing.tiers import TIER_CONTEXTS, checked_speed, priced_tier
+from thrifty.pricing.tiers import checked_speed, priced_tier
+from thrifty.pricing.unpriced import UnpricedLog
 from thrifty.usage.model import Usage
-
-logger = logging.getLogger(__name__)
-
-# OpenAI and Anthropic bill every model they offer through their Batch APIs at
-# 50% of the standard rates, and OpenAI bills Flex processing at Batch API
-# rates. The engine applies these rules where the catalog has no price.
-HALF_RATE_TIERS: Mapping[str, frozenset[str]] = {
-    "openai": frozenset({"batch", "flex"}),
-    "anthropic": frozenset({"batch"}),
-}
-_HALF = Decimal("0.5")
 
 _CACHE_SIZE = 4096
 
@@ -49,9 +46,14 @@ _CACHE_SIZE = 4096
 class ResolvedModel:
     """A requested model matched to a price catalog entry or a custom price.
 
-    ``model`` is the catalog's id for it (``gpt-4o`` for
-    ``gpt-4o-2024-08-06``) and ``catalog_provider`` the genai-prices provider
-    that lists it. ``source`` is ``CATALOG_SOURCE`` or ``CUSTOM_SOURCE``.
+    ``provider`` is the catalog's id for the requested provider (``x-ai`` for
+    ``xai``), or the name as given for a provider the catalog lacks.
+    ``model`` is the catalog's id for the model (``gpt-4o`` for
+    ``gpt-4o-2024-08-06``) and ``catalog_provider`` the genai-prices
+    provider it is priced under (Azure for the OpenAI models Azure prices
+    through its fallback to OpenAI's list). ``source`` is ``CATALOG_SOURCE`` or
+    ``CUSTOM_SOURCE``. ``discount`` is the negotiated discount from
+    thrifty.yaml that applies to it, if any.
     """
 
     provider: str
@@ -62,64 +64,128 @@ class ResolvedModel:
     context_window: int | None
     source: str
     entry: CatalogEntry | CustomPrice = field(repr=False, compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class _Unpriced:
-    reason: str
+    discount: Discount | None = None
 
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
-class _BoundedCache(Generic[K, V]):
+class _BoundedCache(dict[K, V], Generic[K, V]):
     """A dict that evicts its oldest entry once it has ``size`` entries.
 
     Model names come from clients, so an unbounded cache would grow with every
-    misspelled model a client sends.
+    misspelled model a client sends. Reads are plain ``dict.get`` calls; add
+    entries with ``put`` only.
     """
 
     def __init__(self, size: int) -> None:
+        super().__init__()
         self._size = size
-        self._items: dict[K, V] = {}
-
-    def get(self, key: K) -> V | None:
-        return self._items.get(key)
 
     def put(self, key: K, value: V) -> V:
-        if len(self._items) >= self._size:
-            self._items.pop(next(iter(self._items)))
-        self._items[key] = value
+        if len(self) >= self._size:
+            self.pop(next(iter(self)))
+        self[key] = value
         return value
 
 
+@dataclass(slots=True)
+class _Resolution:
+    """A resolved model with its compiled prices, discounted when a discount applies."""
+
+    resolved: ResolvedModel
+    compiled: CompiledModel
+    schedules: dict[tuple[str, bool], AnySchedule] = field(default_factory=dict)
+
+    def schedule(self, tier: str, fast: bool) -> AnySchedule:
+        schedule = self.schedules.get((tier, fast))
+        if schedule is None:
+            schedule = self.compiled.schedule(tier, fast)
+            discount = self.resolved.discount
+            if discount is not None:
+                schedule = schedule.mapped(lambda table: _discounted(table, discount))
+            self.schedules[(tier, fast)] = schedule
+        return schedule
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The resolved form of one call shape of ``price()``.
+
+    ``schedule`` is None for an unknown model, and ``unknown_reason`` then says why.
+    """
+
+    provider: str
+    model_requested: str
+    model: str | None
+    tier: str
+    batch: bool
+    schedule: AnySchedule | None
+    unknown_reason: str | None = None
+    # The schedule's one table when its prices never change: no time to look up.
+    table: CompiledTable | None = None
+    # The priced span of the schedule the last call fell in, tried first.
+    span: Span | None = None
+
+
 class CostEngine:
-    """Price usage with the genai-prices catalog, overridden by custom prices.
+    """Price usage with the genai-prices catalog, overridden by custom prices and discounts.
 
     ``overrides`` maps a model name, or ``"provider/model"`` for one provider
     only, to its custom price; an override wins over the catalog.
+    ``discounts`` lowers catalog prices by a percentage per provider or per
+    model. ``warn_unpriced`` logs a warning the first time each model is
+    left unpriced on a UTC day, and ``today`` is the clock it reads.
     """
 
     def __init__(
         self,
         overrides: Mapping[str, CustomPrice] | None = None,
         *,
+        discounts: Discounts | None = None,
         catalog: Catalog | None = None,
+        warn_unpriced: bool = True,
+        today: Callable[[], date] | None = None,
     ) -> None:
         self._overrides = {name.strip().lower(): price for name, price in (overrides or {}).items()}
+        self._discounts = discounts or Discounts()
         self._catalog = catalog or Catalog()
-        self._models: _BoundedCache[tuple[str, str], ResolvedModel | _Unpriced] = _BoundedCache(
+        self._compiled = compiled_catalog(self._catalog)
+        self._custom_compiled: dict[tuple[str, str], CompiledModel] = {}
+        self._unpriced_log = UnpricedLog(today=today) if warn_unpriced else None
+        self._resolutions: _BoundedCache[tuple[str, str], _Resolution | None] = _BoundedCache(
             _CACHE_SIZE
         )
-        self._tables: _BoundedCache[tuple[object, ...], PriceTable | _Unpriced] = _BoundedCache(
-            _CACHE_SIZE
+        self._plans: _BoundedCache[tuple[object, ...], _Plan] = _BoundedCache(_CACHE_SIZE)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: PricesConfig | None,
+        *,
+        catalog: Catalog | None = None,
+        warn_unpriced: bool = True,
+        today: Callable[[], date] | None = None,
+    ) -> CostEngine:
+        """Build an engine with the custom prices and discounts of a ``prices:`` section."""
+        config = config or PricesConfig()
+        return cls(
+            config.models,
+            discounts=config.discounts,
+            catalog=catalog,
+            warn_unpriced=warn_unpriced,
+            today=today,
         )
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
 
     def resolve(self, provider: str, model: str) -> ResolvedModel | None:
         """Return what ``model`` of ``provider`` is priced as, or None if it has no price."""
-        resolved = self._resolve(provider, model)
-        return resolved if isinstance(resolved, ResolvedModel) else None
+        resolution = self._resolution(provider, model)
+        return None if resolution is None else resolution.resolved
 
     def price(
         self,
@@ -144,48 +210,105 @@ class CostEngine:
         ``PricingError`` for an unknown tier or speed, or a batch request with
         an interactive tier.
         """
+        key = (provider, model, service_tier, batch, speed)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans.put(key, self._plan(provider, model, service_tier, batch, speed))
+
+        table = plan.table
+        if table is None:
+            if at is None:
+                when = datetime.now(UTC)
+            elif at.tzinfo is None:
+                when = at.replace(tzinfo=UTC)
+            else:
+                when = at
+            span = plan.span
+            if span is not None and span.start <= when < span.end:
+                # _period stores priced spans only.
+                table = cast(CompiledTable, span.period)
+            else:
+                period = self._period(plan, when)
+                if isinstance(period, Cost):
+                    return period
+                table = period
+
+        thresholds = table.thresholds
+        if thresholds:
+            row = table.rows[bisect_left(thresholds, usage.input_tokens)]
+        else:
+            row = table.rows[0]
+        breakdown, total, missing = price_usage(row, usage)
+        if missing:
+            return self._partly_priced(plan, table, usage, (breakdown, total, missing))
+        return _new_cost(plan, total, breakdown, table.source)
+
+    def _period(self, plan: _Plan, when: datetime) -> CompiledTable | Cost:
+        """Return the table in force ``when``, or the unpriced Cost when there is none."""
+        schedule = plan.schedule
+        if schedule is None:
+            return self._unpriced(plan, plan.unknown_reason or "")
+        span = schedule.span(when)
+        period = span.period
+        if isinstance(period, Unpriced):
+            return self._unpriced(plan, period.message(plan.provider, plan.model_requested, when))
+        plan.span = span
+        return period
+
+    def _plan(
+        self,
+        provider: str,
+        model: str,
+        service_tier: str | None,
+        batch: bool,
+        speed: str | None,
+    ) -> _Plan:
         tier = priced_tier(service_tier, batch)
-        fast = checked_speed(speed)
-        when = _as_utc(at)
-        resolved = self._resolve(provider, model)
-        if isinstance(resolved, _Unpriced):
-            return _unpriced_cost(provider, model, None, tier, resolved.reason)
+        fast = checked_speed(speed) is not None
+        resolution = self._resolution(provider, model)
+        if resolution is None:
+            reason = str(UnknownModelError(provider, model))
+            return _Plan(provider, model, None, tier, tier == "batch", None, reason)
+        resolved = resolution.resolved
+        schedule = resolution.schedule(tier, fast)
+        table = schedule.only_table if isinstance(schedule, Schedule) else None
+        return _Plan(
+            resolved.provider, model, resolved.model, tier, tier == "batch", schedule, table=table
+        )
 
-        table = self._table(resolved, tier, fast, when)
-        if isinstance(table, _Unpriced):
-            return _unpriced_cost(provider, model, resolved.model, tier, table.reason)
-        return _priced_cost(resolved, tier, table, usage)
-
-    def _resolve(self, provider: str, model: str) -> ResolvedModel | _Unpriced:
+    def _resolution(self, provider: str, model: str) -> _Resolution | None:
         key = (provider, model)
-        cached = self._models.get(key)
+        cached = self._resolutions.get(key)
         if cached is not None:
             return cached
-        resolved = self._find(provider, model)
-        if resolved is None:
-            # INFO, not WARNING: the Cost carries the reason and the ledger
-            # flags the request unpriced, so this line only helps a debugging run.
-            logger.info(
-                "no price for model %r of provider %r; its cost is unpriced", model, provider
-            )
-            return self._models.put(key, _Unpriced(str(UnknownModelError(provider, model))))
-        return self._models.put(key, resolved)
+        resolution = self._find(provider, model)
+        if resolution is None:
+            # Unknown names are not cached: a client could fill the cache with them.
+            return None
+        return self._resolutions.put(key, resolution)
 
-    def _find(self, provider: str, model: str) -> ResolvedModel | None:
-        provider_id = provider.strip().lower()
-        provider_id = PROVIDER_ALIASES.get(provider_id, provider_id)
+    def _find(self, provider: str, model: str) -> _Resolution | None:
+        given = provider.strip().lower()
+        known = self._catalog.provider(given)
+        provider_id = known.id if known is not None else PROVIDER_ALIASES.get(given, given)
         model_key = model.strip().lower()
-        custom = self._overrides.get(f"{provider_id}/{model_key}") or self._overrides.get(model_key)
-        if custom is not None:
-            return ResolvedModel(
-                provider_id, model, model, provider_id, None, None, CUSTOM_SOURCE, custom
-            )
+
+        custom_name = _first_key(
+            self._overrides, f"{given}/{model_key}", f"{provider_id}/{model_key}", model_key
+        )
+        if custom_name is not None:
+            return self._custom_resolution(provider_id, model, custom_name)
 
         entry = self._catalog.find(provider_id, model)
         if entry is None:
             return None
         info = entry.model
-        return ResolvedModel(
+        discount = self._discounts.find(
+            (given, provider_id),
+            (f"{given}/{model_key}", f"{provider_id}/{model_key}", f"{provider_id}/{info.id}"),
+            (model_key, info.id),
+        )
+        resolved = ResolvedModel(
             provider_id,
             model,
             info.id,
@@ -194,147 +317,102 @@ class CostEngine:
             info.context_window,
             CATALOG_SOURCE,
             entry,
+            discount,
         )
+        return _Resolution(resolved, self._compiled.model(entry))
 
-    def _table(
-        self, resolved: ResolvedModel, tier: str, fast: str | None, when: datetime
-    ) -> PriceTable | _Unpriced:
-        entry = resolved.entry
-        time_of_day: tuple[bool, ...] = ()
-        if isinstance(entry, CatalogEntry) and entry.time_of_day:
-            time_of_day = tuple(constraint.active(when) for constraint in entry.time_of_day)
-        key = (resolved.provider, resolved.model_requested, tier, fast, when.date(), time_of_day)
-        cached = self._tables.get(key)
-        if cached is not None:
-            return cached
-
-        if isinstance(entry, CustomPrice):
-            table = _custom_table(resolved, entry, tier, fast, when.date())
-        else:
-            table = _catalog_table(resolved, entry, tier, fast, when)
-        return self._tables.put(key, table)
-
-
-def _catalog_table(
-    resolved: ResolvedModel, entry: CatalogEntry, tier: str, fast: str | None, when: datetime
-) -> PriceTable | _Unpriced:
-    prices = standard_prices(entry, when)
-    if fast:
-        fast_prices = variant_prices(entry, when, {"speed": "fast"})
-        if fast_prices is None:
-            return _Unpriced(_no_tier_price(resolved, "fast-mode", when.date()))
-        prices |= fast_prices
-    if tier == "default":
-        return table_from_prices(prices, CATALOG_SOURCE)
-
-    tier_prices = variant_prices(entry, when, TIER_CONTEXTS[tier])
-    if tier_prices is not None:
-        return table_from_prices(prices | tier_prices, CATALOG_SOURCE)
-
-    if tier == "flex" and "flex" in HALF_RATE_TIERS.get(resolved.provider, ()):
-        batch_prices = variant_prices(entry, when, TIER_CONTEXTS["batch"])
-        if batch_prices is not None:
-            source = f"{CATALOG_SOURCE}; flex priced at the batch rates"
-            return table_from_prices(prices | batch_prices, source)
-    return _half_rate_table(resolved, tier, table_from_prices(prices, CATALOG_SOURCE), when.date())
-
-
-def _custom_table(
-    resolved: ResolvedModel, custom: CustomPrice, tier: str, fast: str | None, on: date
-) -> PriceTable | _Unpriced:
-    if fast:
-        return _Unpriced(_no_tier_price(resolved, "fast-mode", on))
-    cache_write = custom.cache_write_mtok
-    if cache_write is None:
-        cache_write = custom.input_mtok
-    rates = {
-        "input": custom.input_mtok,
-        "cache_read": custom.input_mtok
-        if custom.cache_read_mtok is None
-        else custom.cache_read_mtok,
-        "cache_write_5m": cache_write,
-        "cache_write_1h": cache_write,
-        "output": custom.output_mtok,
-        "reasoning": custom.output_mtok,
-        "input_audio": custom.input_mtok,
-        "output_audio": custom.output_mtok,
-    }
-    table = PriceTable(rates, CUSTOM_SOURCE)
-    if tier == "default":
-        return table
-    return _half_rate_table(resolved, tier, table, on)
-
-
-def _half_rate_table(
-    resolved: ResolvedModel, tier: str, standard: PriceTable, on: date
-) -> PriceTable | _Unpriced:
-    """Derive ``tier`` rates as half the standard ones where the provider bills it so."""
-    if tier not in HALF_RATE_TIERS.get(resolved.provider, ()):
-        return _Unpriced(_no_tier_price(resolved, tier, on))
-    source = (
-        f"{standard.source}; {tier} rates taken as 50% of standard, the {resolved.provider} rule"
-    )
-    return standard.scaled(_HALF, source)
-
-
-def _priced_cost(resolved: ResolvedModel, tier: str, table: PriceTable, usage: Usage) -> Cost:
-    breakdown, missing = table.breakdown(usage)
-    notes: list[str] = []
-    if "web_search" in missing:
-        missing.remove("web_search")
-        notes.append(
-            f"{usage.web_search_requests} web search requests are not priced: "
-            f"the catalog has no web search price for {resolved.model}"
+    def _custom_resolution(self, provider_id: str, model: str, name: str) -> _Resolution:
+        custom = self._overrides[name]
+        compiled = self._custom_compiled.get((provider_id, name))
+        if compiled is None:
+            compiled = self._custom_compiled[(provider_id, name)] = compile_custom(
+                custom, provider_id
+            )
+        resolved = ResolvedModel(
+            provider_id, model, model, provider_id, None, None, CUSTOM_SOURCE, custom
         )
-    if missing:
-        reason = (
-            f"no {', '.join(missing)} price for model '{resolved.model_requested}' of provider "
-            f"'{resolved.provider}' in {table.source}; add it under `prices:` in thrifty.yaml"
-        )
-        return _unpriced_cost(
-            resolved.provider, resolved.model_requested, resolved.model, tier, reason
-        )
+        return _Resolution(resolved, compiled)
 
-    total = Decimal(0)
-    for amount in breakdown.values():
-        total = EXACT.add(total, amount)
-    return Cost(
-        provider=resolved.provider,
-        model_requested=resolved.model_requested,
-        model=resolved.model,
-        service_tier=tier,
-        batch=tier == "batch",
-        cost_usd=total,
-        breakdown=breakdown,
-        price_source=table.source,
-        notes=tuple(notes),
-    )
+    def _partly_priced(
+        self,
+        plan: _Plan,
+        period: CompiledTable,
+        usage: Usage,
+        priced: tuple[dict[str, Decimal], Decimal, list[str]],
+    ) -> Cost:
+        """Price a usage with classes the table has no rate for (``price_usage``'s result).
+
+        Web searches without a price are left out with a note, because the
+        tokens are still priced right. Any other class makes the whole cost
+        unpriced: a partial figure would read as the full one.
+        """
+        breakdown, total, missing = priced
+        notes: list[str] = []
+        if "web_search" in missing:
+            missing.remove("web_search")
+            where = "the catalog" if period.source.startswith(CATALOG_SOURCE) else CUSTOM_SOURCE
+            notes.append(
+                f"{usage.web_search_requests} web search requests are not priced: "
+                f"{where} has no web search price for {plan.model}"
+            )
+        if missing:
+            reason = (
+                f"no {', '.join(missing)} price for model '{plan.model_requested}' of provider "
+                f"'{plan.provider}' in {period.source}; add it under `prices:` in thrifty.yaml"
+            )
+            return self._unpriced(plan, reason)
+        return _new_cost(plan, total, breakdown, period.source, notes=tuple(notes))
+
+    def _unpriced(self, plan: _Plan, reason: str) -> Cost:
+        if self._unpriced_log is not None:
+            self._unpriced_log.record(plan.provider, plan.model_requested, reason)
+        return _new_cost(plan, None, {}, None, unpriced_reason=reason)
 
 
-def _unpriced_cost(
-    provider: str, model: str, catalog_model: str | None, tier: str, reason: str
+# Cost is a frozen dataclass: its generated __init__ sets every field through
+# object.__setattr__, which takes a quarter of a price() call. The engine
+# instead fills an instance of a plain slotted twin of Cost (same fields,
+# same slot layout) and then makes it a Cost by assigning its class. The
+# result is an ordinary, immutable Cost, equal to Cost(...) with the same
+# values; a test checks both.
+_CostFields = make_dataclass(
+    "_CostFields",
+    [(item.name, item.type) for item in fields(Cost)],
+    slots=True,
+    eq=False,
+    repr=False,
+)
+
+
+def _new_cost(
+    plan: _Plan,
+    cost_usd: Decimal | None,
+    breakdown: dict[str, Decimal],
+    price_source: str | None,
+    *,
+    notes: tuple[str, ...] = (),
+    unpriced_reason: str | None = None,
 ) -> Cost:
-    return Cost(
-        provider=provider,
-        model_requested=model,
-        model=catalog_model,
-        service_tier=tier,
-        batch=tier == "batch",
-        cost_usd=None,
-        unpriced_reason=reason,
+    cost: Any = _CostFields(
+        plan.provider,
+        plan.model_requested,
+        plan.model,
+        plan.tier,
+        plan.batch,
+        cost_usd,
+        breakdown,
+        unpriced_reason,
+        price_source,
+        notes,
     )
+    cost.__class__ = Cost
+    return cast(Cost, cost)
 
 
-def _no_tier_price(resolved: ResolvedModel, tier: str, on: date) -> str:
-    return (
-        f"no {tier} price for model '{resolved.model_requested}' of provider "
-        f"'{resolved.provider}' on {on.isoformat()}; add it under `prices:` in thrifty.yaml"
-    )
+def _discounted(table: CompiledTable, discount: Discount) -> Period:
+    source = f"{table.source}; {discount.describe()}"
+    return compile_table(table.table.scaled(discount.factor, source, fees=True))
 
 
-def _as_utc(at: datetime | None) -> datetime:
-    if at is None:
-        return datetime.now(UTC)
-    if at.tzinfo is None:
-        return at.replace(tzinfo=UTC)
-    return at.astimezone(UTC)
+def _first_key(mapping: Mapping[str, object], *keys: str) -> str | None:
+    return next((key for key in keys if key in mapping), None)

@@ -9,9 +9,11 @@ from typing import Literal
 ServiceTier = Literal["default", "flex", "priority", "batch"]
 
 # Token classes of a cost breakdown, in report order. Each input token falls in
-# exactly one of input, cache_read, cache_write_5m, cache_write_1h and
-# input_audio; each output token in exactly one of output, reasoning and
-# output_audio. web_search counts requests, not tokens.
+# exactly one of input, cache_read, cache_write_5m, cache_write_1h,
+# input_audio and input_image. Each output token falls in exactly one of
+# output, reasoning, output_audio and output_image. web_search counts web
+# search calls, and request is a provider's flat fee per request (such as
+# Perplexity's), charged once for a request with any tokens.
 TOKEN_CLASSES: tuple[str, ...] = (
     "input",
     "cache_read",
@@ -22,6 +24,9 @@ TOKEN_CLASSES: tuple[str, ...] = (
     "input_audio",
     "output_audio",
     "web_search",
+    "input_image",
+    "output_image",
+    "request",
 )
 
 

@@ -14,11 +14,16 @@ from thrifty.usage.model import Usage
 # decimal context is.
 EXACT = Context(prec=80)
 
-# Token rates are per million tokens; the web search rate is per 1,000 requests.
-_UNIT_EXPONENT = dict.fromkeys(TOKEN_CLASSES, -6) | {"web_search": -3}
+# Token rates are per million tokens; the web search and request fees are per
+# 1,000 calls.
+_UNIT_EXPONENT = dict.fromkeys(TOKEN_CLASSES, -6) | {"web_search": -3, "request": -3}
 
-# Classes priced per request rather than per token.
-_REQUEST_CLASSES = frozenset({"web_search"})
+# Classes priced per call rather than per token.
+_REQUEST_CLASSES = frozenset({"web_search", "request"})
+
+# Classes a model may have no rate for without leaving a cost unpriced: a
+# model without a per-request fee charges none.
+_OPTIONAL_CLASSES = frozenset({"request"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +67,16 @@ class PriceTable:
     rates: Mapping[str, Rate]
     source: str
 
-    def scaled(self, factor: Decimal, source: str) -> PriceTable:
+    def scaled(self, factor: Decimal, source: str, *, fees: bool = False) -> PriceTable:
         """Return the table with every token rate multiplied by ``factor``.
 
-        The web search rate is a per-request tool fee and stays as it is.
+        The web search and request rates are fees per call. They stay as they
+        are unless ``fees`` is true (a negotiated discount lowers them too, a
+        Batch API discount does not).
         """
         rates: dict[str, Rate] = {}
         for token_class, rate in self.rates.items():
-            if token_class in _REQUEST_CLASSES:
+            if token_class in _REQUEST_CLASSES and not fees:
                 rates[token_class] = rate
             elif isinstance(rate, TieredRate):
                 rates[token_class] = rate.scaled(factor)
@@ -88,7 +95,8 @@ class PriceTable:
         for token_class, count in split_usage(usage).items():
             rate = self.rates.get(token_class)
             if rate is None:
-                unpriced.append(token_class)
+                if token_class not in _OPTIONAL_CLASSES:
+                    unpriced.append(token_class)
                 continue
             if isinstance(rate, TieredRate):
                 rate = rate.for_input(usage.input_tokens)
@@ -100,33 +108,55 @@ class PriceTable:
 def split_usage(usage: Usage) -> dict[str, int]:
     """Split ``usage`` into the disjoint counts of ``TOKEN_CLASSES``; zero counts are left out.
 
-    Providers report audio and cached tokens as separate subsets of the input,
-    and do not say how many cached tokens were audio. When the subsets add up
-    to more than the input, the overlap is taken to be cached audio and is
-    priced once, in its cache class. Reasoning and audio output are handled
-    the same way.
+    ``request`` is 1 for a request with any input or output tokens: a call
+    that failed before the provider counted anything is charged no fee.
 
-    NOTE: cached audio is priced at the model's cache rate for text, because
-    ``Usage`` has no count of cached audio tokens. Only audio models that also
-    cache prompts are affected.
+    Providers report audio, image and cached tokens as separate subsets of
+    the input, and do not say how many cached tokens were audio or images.
+    When the subsets add up to more than the input, the overlap is taken to
+    be cached audio first, then cached images, and is priced once, in its
+    cache class. Reasoning, audio and image output are handled the same way.
+
+    NOTE: cached audio and images are priced at the model's cache rate for
+    text, because ``Usage`` has no count of cached audio or image tokens.
+    Only audio and image models that also cache prompts are affected.
     """
     cache_total = usage.cache_read_tokens + usage.cache_write_tokens
-    input_overlap = max(0, cache_total + usage.input_audio_tokens - usage.input_tokens)
-    input_audio = usage.input_audio_tokens - input_overlap
-    output_overlap = max(
-        0, usage.reasoning_tokens + usage.output_audio_tokens - usage.output_tokens
+    input_audio, input_image = media_counts(
+        usage.input_tokens, cache_total, usage.input_audio_tokens, usage.input_image_tokens
     )
-    output_audio = usage.output_audio_tokens - output_overlap
-
+    output_audio, output_image = media_counts(
+        usage.output_tokens,
+        usage.reasoning_tokens,
+        usage.output_audio_tokens,
+        usage.output_image_tokens,
+    )
     counts = {
-        "input": usage.input_tokens - cache_total - input_audio,
+        "input": usage.input_tokens - cache_total - input_audio - input_image,
         "cache_read": usage.cache_read_tokens,
         "cache_write_5m": usage.cache_write_5m_tokens,
         "cache_write_1h": usage.cache_write_1h_tokens,
-        "output": usage.output_tokens - usage.reasoning_tokens - output_audio,
+        "output": usage.output_tokens - usage.reasoning_tokens - output_audio - output_image,
         "reasoning": usage.reasoning_tokens,
         "input_audio": input_audio,
         "output_audio": output_audio,
         "web_search": usage.web_search_requests,
+        "input_image": input_image,
+        "output_image": output_image,
+        "request": 1 if usage.input_tokens or usage.output_tokens else 0,
     }
     return {token_class: count for token_class, count in counts.items() if count}
+
+
+def media_counts(total: int, claimed: int, audio: int, image: int) -> tuple[int, int]:
+    """Return the audio and image counts left once ``claimed`` tokens of ``total`` are taken.
+
+    ``claimed`` are the tokens of another class (cached input, reasoning
+    output) that may include audio or images. Any overlap comes off the
+    audio count first, then off the image count.
+    """
+    overlap = claimed + audio + image - total
+    if overlap <= 0:
+        return audio, image
+    from_audio = min(overlap, audio)
+    return audio - from_audio, image - (overlap - from_audio)

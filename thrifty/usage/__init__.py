@@ -1,6 +1,7 @@
 """Provider responses mapped into one normalized ``Usage``."""
 
 from thrifty.usage.anthropic import usage_from_anthropic
+from thrifty.usage.bedrock import usage_from_bedrock_converse
 from thrifty.usage.endpoints import (
     ENDPOINTS,
     ServedInfo,
@@ -12,6 +13,7 @@ from thrifty.usage.model import Usage
 from thrifty.usage.openai import (
     usage_from_openai_chat,
     usage_from_openai_embeddings,
+    usage_from_openai_images,
     usage_from_openai_responses,
 )
 from thrifty.usage.stream import (
@@ -33,9 +35,11 @@ __all__ = [
     "served_from_response",
     "tracker_for",
     "usage_from_anthropic",
+    "usage_from_bedrock_converse",
     "usage_from_gemini",
     "usage_from_openai_chat",
     "usage_from_openai_embeddings",
+    "usage_from_openai_images",
     "usage_from_openai_responses",
     "usage_from_response",
 ]

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 
 from thrifty.errors import ThriftyError
 from thrifty.usage.anthropic import usage_from_anthropic
+from thrifty.usage.bedrock import usage_from_bedrock_converse
 from thrifty.usage.counts import JsonObject
 from thrifty.usage.gemini import usage_from_gemini
 from thrifty.usage.model import Usage
 from thrifty.usage.openai import (
     usage_from_openai_chat,
     usage_from_openai_embeddings,
+    usage_from_openai_images,
     usage_from_openai_responses,
 )
 
@@ -22,10 +24,13 @@ _PARSERS: dict[str, Callable[[JsonObject], Usage]] = {
     "embeddings": usage_from_openai_embeddings,
     "messages": usage_from_anthropic,
     "gemini": usage_from_gemini,
+    "converse": usage_from_bedrock_converse,
+    "images": usage_from_openai_images,
 }
 
 # Endpoint names: OpenAI chat completions, Responses and embeddings, Anthropic
-# messages, and Gemini generateContent.
+# messages, Gemini generateContent, the Amazon Bedrock Converse API and the
+# OpenAI Images API.
 ENDPOINTS: tuple[str, ...] = tuple(_PARSERS)
 
 
@@ -55,6 +60,9 @@ def served_from_response(endpoint: str, body: JsonObject) -> ServedInfo:
         return ServedInfo()
     if endpoint == "gemini":
         return ServedInfo(model=_text(body.get("modelVersion")))
+    if endpoint == "converse":
+        # Converse responses do not name the model: it is in the request's URL.
+        return ServedInfo(service_tier=_converse_tier(body))
     if endpoint == "messages":
         usage = body.get("usage")
         usage = usage if isinstance(usage, Mapping) else {}
@@ -76,6 +84,11 @@ def _parser_for(endpoint: str) -> Callable[[JsonObject], Usage]:
             f"unknown endpoint {endpoint!r}; expected one of: {', '.join(ENDPOINTS)}"
         )
     return parser
+
+
+def _converse_tier(body: JsonObject) -> str | None:
+    tier = body.get("serviceTier")
+    return _text(tier.get("type")) if isinstance(tier, Mapping) else None
 
 
 def _text(value: object) -> str | None:

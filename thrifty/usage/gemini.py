@@ -6,6 +6,10 @@ thoughts are counted outside the response text: ``thoughtsTokenCount`` is not pa
 prompts (``toolUsePromptTokenCount``, such as search results fed back to the
 model) are billed as input and are not part of ``promptTokenCount`` either.
 Gemini omits counts that are 0, so every count is optional.
+
+The per-modality details give the audio and image counts. ``DOCUMENT``
+tokens (PDF pages, read as images) count as image tokens, as genai-prices
+prices them.
 """
 
 from __future__ import annotations
@@ -52,6 +56,27 @@ def usage_from_gemini(body: JsonObject) -> Usage:
         "usageMetadata.candidatesTokenCount",
         candidates,
     )
+
+    input_image = sum(
+        _modality_count(meta, key, modality)
+        for key in ("promptTokensDetails", "toolUsePromptTokensDetails")
+        for modality in _IMAGE_MODALITIES
+    )
+    check_at_most(
+        "usageMetadata.promptTokensDetails[IMAGE, DOCUMENT]",
+        input_image,
+        "usageMetadata.promptTokenCount + toolUsePromptTokenCount",
+        prompt + tool_prompt,
+    )
+    output_image = sum(
+        _modality_count(meta, "candidatesTokensDetails", modality) for modality in _IMAGE_MODALITIES
+    )
+    check_at_most(
+        "usageMetadata.candidatesTokensDetails[IMAGE, DOCUMENT]",
+        output_image,
+        "usageMetadata.candidatesTokenCount",
+        candidates,
+    )
     return Usage(
         input_tokens=prompt + tool_prompt,
         output_tokens=candidates + thoughts,
@@ -59,7 +84,12 @@ def usage_from_gemini(body: JsonObject) -> Usage:
         reasoning_tokens=thoughts,
         input_audio_tokens=prompt_audio + tool_audio,
         output_audio_tokens=output_audio,
+        input_image_tokens=input_image,
+        output_image_tokens=output_image,
     )
+
+
+_IMAGE_MODALITIES = ("IMAGE", "DOCUMENT")
 
 
 def _modality_count(meta: JsonObject, key: str, modality: str) -> int:

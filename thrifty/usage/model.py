@@ -15,6 +15,8 @@ class Usage:
     ``cache_write_tokens`` are subsets of it, and ``cache_write_1h_tokens`` is the
     part of the cache writes held for one hour (the rest are 5-minute writes).
     ``output_tokens`` counts all output; ``reasoning_tokens`` is a subset of it.
+    The audio and image counts are subsets of the input or output they name.
+    ``web_search_requests`` counts server-side web searches, billed per call.
     ``estimated`` is true when the counts were computed by Thrifty rather than
     reported by the provider (a stream cut off before its usage event).
     """
@@ -28,6 +30,8 @@ class Usage:
     input_audio_tokens: int = 0
     output_audio_tokens: int = 0
     web_search_requests: int = 0
+    input_image_tokens: int = 0
+    output_image_tokens: int = 0
     estimated: bool = False
 
     def __post_init__(self) -> None:
@@ -59,6 +63,12 @@ class Usage:
         )
         _check_subset(
             "output_audio_tokens", self.output_audio_tokens, "output_tokens", self.output_tokens
+        )
+        _check_subset(
+            "input_image_tokens", self.input_image_tokens, "input_tokens", self.input_tokens
+        )
+        _check_subset(
+            "output_image_tokens", self.output_image_tokens, "output_tokens", self.output_tokens
         )
 
     @property

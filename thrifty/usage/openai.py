@@ -9,6 +9,16 @@ OpenAI reports cache writes (``cache_write_tokens``) for models that bill them.
 Thrifty has a 5-minute and a 1-hour write class only, so all OpenAI writes go
 into ``cache_write_tokens`` and are priced at the model's generic cache-write
 rate, whatever their retention.
+
+OpenAI-compatible providers bend this shape in two known ways, both read here.
+DeepSeek reports cache hits as ``prompt_cache_hit_tokens`` (with
+``prompt_cache_miss_tokens``, the two summing to ``prompt_tokens``), and only
+some of its responses also carry ``prompt_tokens_details.cached_tokens``. xAI
+counts reasoning tokens outside ``completion_tokens`` on chat completions: its
+``total_tokens`` is then prompt + completion + reasoning, and the parser uses
+that sum to detect which convention a response follows. Fields other providers add, such
+as ``prompt_tokens_details.text_tokens`` (which include the cached tokens),
+are not counted again.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from collections.abc import Mapping
 from thrifty.usage.counts import (
     JsonObject,
     check_at_most,
+    has_count,
     optional_object,
     read_count,
     require_object,
@@ -33,11 +44,12 @@ def usage_from_openai_chat(body: JsonObject) -> Usage:
 
     prompt_path = "usage.prompt_tokens_details"
     prompt_details = optional_object(usage, "prompt_tokens_details", prompt_path)
-    cache_read = read_count(prompt_details, "cached_tokens", f"{prompt_path}.cached_tokens")
+    cache_read = _chat_cache_read(usage, prompt_details, prompt_path)
     cache_write = read_count(
         prompt_details, "cache_write_tokens", f"{prompt_path}.cache_write_tokens"
     )
     input_audio = read_count(prompt_details, "audio_tokens", f"{prompt_path}.audio_tokens")
+    input_image = read_count(prompt_details, "image_tokens", f"{prompt_path}.image_tokens")
 
     completion_path = "usage.completion_tokens_details"
     completion_details = optional_object(usage, "completion_tokens_details", completion_path)
@@ -45,6 +57,9 @@ def usage_from_openai_chat(body: JsonObject) -> Usage:
         completion_details, "reasoning_tokens", f"{completion_path}.reasoning_tokens"
     )
     output_audio = read_count(completion_details, "audio_tokens", f"{completion_path}.audio_tokens")
+    output_image = read_count(completion_details, "image_tokens", f"{completion_path}.image_tokens")
+    if _reasoning_outside_completion(usage, input_tokens, output_tokens, reasoning):
+        output_tokens += reasoning
 
     check_at_most(f"{prompt_path}.cached_tokens", cache_read, "usage.prompt_tokens", input_tokens)
     check_at_most(
@@ -54,11 +69,15 @@ def usage_from_openai_chat(body: JsonObject) -> Usage:
         input_tokens,
     )
     check_at_most(f"{prompt_path}.audio_tokens", input_audio, "usage.prompt_tokens", input_tokens)
+    check_at_most(f"{prompt_path}.image_tokens", input_image, "usage.prompt_tokens", input_tokens)
     check_at_most(
         f"{completion_path}.reasoning_tokens", reasoning, "usage.completion_tokens", output_tokens
     )
     check_at_most(
         f"{completion_path}.audio_tokens", output_audio, "usage.completion_tokens", output_tokens
+    )
+    check_at_most(
+        f"{completion_path}.image_tokens", output_image, "usage.completion_tokens", output_tokens
     )
     return Usage(
         input_tokens=input_tokens,
@@ -68,6 +87,8 @@ def usage_from_openai_chat(body: JsonObject) -> Usage:
         reasoning_tokens=reasoning,
         input_audio_tokens=input_audio,
         output_audio_tokens=output_audio,
+        input_image_tokens=input_image,
+        output_image_tokens=output_image,
     )
 
 
@@ -112,11 +133,59 @@ def usage_from_openai_responses(body: JsonObject) -> Usage:
     )
 
 
+def usage_from_openai_images(body: JsonObject) -> Usage:
+    """Map an Images API response (generations, edits) into ``Usage``.
+
+    ``input_tokens_details`` splits the prompt into text and image tokens.
+    The output is the generated images: all of ``output_tokens`` unless
+    ``output_tokens_details`` splits it into text and image tokens.
+    """
+    usage = require_object(body, "usage", "usage")
+    input_tokens = read_count(usage, "input_tokens", "usage.input_tokens", required=True)
+    output_tokens = read_count(usage, "output_tokens", "usage.output_tokens", required=True)
+
+    input_path = "usage.input_tokens_details"
+    input_details = optional_object(usage, "input_tokens_details", input_path)
+    input_image = read_count(input_details, "image_tokens", f"{input_path}.image_tokens")
+
+    output_path = "usage.output_tokens_details"
+    output_details = optional_object(usage, "output_tokens_details", output_path)
+    output_image = output_tokens
+    if has_count(output_details, "image_tokens"):
+        output_image = read_count(output_details, "image_tokens", f"{output_path}.image_tokens")
+
+    check_at_most(f"{input_path}.image_tokens", input_image, "usage.input_tokens", input_tokens)
+    check_at_most(f"{output_path}.image_tokens", output_image, "usage.output_tokens", output_tokens)
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        input_image_tokens=input_image,
+        output_image_tokens=output_image,
+    )
+
+
 def usage_from_openai_embeddings(body: JsonObject) -> Usage:
     """Map an embeddings response into ``Usage``; embeddings have no output tokens."""
     usage = require_object(body, "usage", "usage")
     input_tokens = read_count(usage, "prompt_tokens", "usage.prompt_tokens", required=True)
     return Usage(input_tokens=input_tokens)
+
+
+def _chat_cache_read(usage: JsonObject, details: JsonObject | None, details_path: str) -> int:
+    """Return the cached prompt tokens: ``cached_tokens``, else DeepSeek's cache hits."""
+    if has_count(details, "cached_tokens"):
+        return read_count(details, "cached_tokens", f"{details_path}.cached_tokens")
+    return read_count(usage, "prompt_cache_hit_tokens", "usage.prompt_cache_hit_tokens")
+
+
+def _reasoning_outside_completion(
+    usage: JsonObject, prompt_tokens: int, completion_tokens: int, reasoning_tokens: int
+) -> bool:
+    """Return whether ``total_tokens`` shows the reasoning counted apart from the completion."""
+    if reasoning_tokens == 0 or not has_count(usage, "total_tokens"):
+        return False
+    total = read_count(usage, "total_tokens", "usage.total_tokens")
+    return total == prompt_tokens + completion_tokens + reasoning_tokens
 
 
 def _unwrap_response(body: JsonObject) -> JsonObject:

@@ -207,7 +207,10 @@ class AnthropicStreamTracker(_GeneratedText):
         if not isinstance(usage, Mapping):
             return
         merged = dict(self._usage or {})
-        merged.update({key: value for key, value in usage.items() if value is not None})
+        reported = {key: value for key, value in usage.items() if value is not None}
+        merged.update(reported)
+        if "cache_creation" not in reported:
+            _refit_write_split(merged)
         self._usage = merged
         self.service_tier = _text(merged.get("service_tier")) or self.service_tier
         self.speed = _text(merged.get("speed")) or self.speed
@@ -218,6 +221,33 @@ class AnthropicStreamTracker(_GeneratedText):
         field = self._DELTA_TEXT_FIELDS.get(str(delta.get("type")))
         if field is not None:
             self._add_text(delta.get(field))
+
+
+def _refit_write_split(usage: dict[str, Any]) -> None:
+    """Fit the lifetime split of ``message_start`` to a later cache-write total.
+
+    ``message_delta`` carries ``cache_creation_input_tokens`` but never the
+    ``cache_creation`` split, so a stream whose start reported no writes and
+    whose delta reports the real ones would otherwise keep a split that no
+    longer adds up. The 1-hour writes the start reported are kept (up to the
+    new total) and the rest count as 5-minute writes, the default lifetime.
+    """
+    split = usage.get("cache_creation")
+    total = usage.get("cache_creation_input_tokens")
+    if not isinstance(split, Mapping) or not isinstance(total, int) or isinstance(total, bool):
+        return
+    writes_5m = split.get("ephemeral_5m_input_tokens") or 0
+    writes_1h = split.get("ephemeral_1h_input_tokens") or 0
+    if not isinstance(writes_5m, int) or not isinstance(writes_1h, int):
+        return
+    if writes_5m + writes_1h == total or total < 0:
+        return
+    kept_1h = min(writes_1h, total)
+    usage["cache_creation"] = {
+        **split,
+        "ephemeral_5m_input_tokens": total - kept_1h,
+        "ephemeral_1h_input_tokens": kept_1h,
+    }
 
 
 _TRACKERS: dict[str, type[StreamUsageTracker]] = {

@@ -44,3 +44,25 @@ def require_shared_data(relative: str) -> Path:
             f"shared data file {path} is absent; these tests read the public data sets there"
         )
     return path
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def require_chromium() -> Path:
+    """Return Debian's Chromium, or skip (fail under THRIFTY_REQUIRE_SERVICES=1) when absent.
+
+    Install it with `apt-get install -y chromium`; the Python playwright
+    package drives it, and `playwright install` is never needed.
+    """
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        message = "the playwright package is not installed"
+    else:
+        if CHROMIUM.exists():
+            return CHROMIUM
+        message = f"{CHROMIUM} is absent (apt-get install -y chromium)"
+    if services_required():
+        pytest.fail(f"{message}; THRIFTY_REQUIRE_SERVICES=1 requires it")
+    pytest.skip(f"{message}; browser tests need it")

@@ -49,7 +49,17 @@ _KNOWN_SECTIONS = {"providers", "gateway", "ledger"}
 # Sections owned by feature packages: each name maps to "module:function",
 # a function that takes the section's raw YAML value and returns its parsed,
 # validated form, raising ConfigError that names the key and the bad value.
-SECTION_PARSERS: dict[str, str] = {}
+SECTION_PARSERS: dict[str, str] = {
+    "batch": "thrifty.batch.config:parse_batch_config",
+    "cache": "thrifty.cache.config:parse_cache_config",
+    "control": "thrifty.control.config:parse_control_config",
+    "dashboard": "thrifty.dashboard.config:parse_dashboard_config",
+    "flex": "thrifty.batch.config:parse_flex_config",
+    "prices": "thrifty.pricing.config:parse_prices_config",
+    "prompts": "thrifty.prompts.config:parse_prompts_config",
+    "routing": "thrifty.routing.config:parse_routing_config",
+    "telemetry": "thrifty.integrations.config:parse_telemetry_config",
+}
 _PROVIDER_KEYS = {"kind", "base_url", "api_key_env", "pricing_provider"}
 _GATEWAY_KEYS = {
     "max_body_bytes",

@@ -9,10 +9,18 @@ Every error the package raises on purpose derives from ``ThriftyError``::
     │   └── UnknownModelError    no price for a model (callers record it unpriced)
     ├── TokenizerError       an offline tokenizer could not be loaded
     ├── LedgerError          the ledger or its spool could not be written or read
-    │   └── ReportError          a report query names an unknown dimension or bad filter
+    │   ├── ReportError          a report query names an unknown dimension or bad filter
+    │   └── ImportFileError      an import file cannot be read or is not in its format
     ├── TraceError           a trace file row is malformed
     ├── UpstreamError        a provider could not be reached or timed out
     ├── RequestError         a client request the gateway rejects (carries the HTTP status)
+    ├── CacheError           the response cache's storage or embedder failed
+    ├── ControlError         an invalid key, budget, rate limit or cutoff, or a failed admin call
+    ├── RoutingError         a routing data file, router file or model benchmark is invalid
+    ├── PromptError          a request body or input file the prompt optimizer cannot read
+    ├── BatchError           a batch job could not be submitted, polled, cancelled or collected
+    │   ├── BatchInputError      a batch input file has invalid lines (carries every problem)
+    │   └── BatchRejectedError   a provider rejected a batch API request (carries the HTTP status)
     └── SandboxError         the provider emulator could not start or rejected a request
 
 Messages say what failed, on which value, and what to do next.
@@ -65,6 +73,10 @@ class ReportError(LedgerError):
     """A report query names an unknown dimension or an invalid filter."""
 
 
+class ImportFileError(LedgerError):
+    """An import file cannot be read, or is not in the format it was imported as."""
+
+
 class TraceError(ThriftyError):
     """A trace file row is malformed."""
 
@@ -98,6 +110,48 @@ class RequestError(ThriftyError):
         self.message = message
         self.error_type = error_type
         self.param = param
+
+
+class PromptError(ThriftyError):
+    """A request body or an input file line that the prompt optimizer cannot read."""
+
+
+class RoutingError(ThriftyError):
+    """A routing outcome file, router file, evaluation set or benchmark run is invalid."""
+
+
+class ControlError(ThriftyError):
+    """An invalid virtual key, budget, rate limit or cutoff, or an admin API call that failed."""
+
+
+class CacheError(ThriftyError):
+    """The response cache's storage, hot tier or embedder failed."""
+
+
+class BatchError(ThriftyError):
+    """A batch job could not be submitted, polled, cancelled or collected."""
+
+
+class BatchInputError(BatchError):
+    """A batch input file has problems; ``issues`` lists each as ``line N: reason``."""
+
+    def __init__(self, path: str, issues: list[str]) -> None:
+        shown = "; ".join(issues[:3])
+        more = f"; and {len(issues) - 3} more" if len(issues) > 3 else ""
+        super().__init__(
+            f"{path} has {len(issues)} invalid lines: {shown}{more}; "
+            "fix them and submit again (thrifty batch validate lists every one)"
+        )
+        self.path = path
+        self.issues = issues
+
+
+class BatchRejectedError(BatchError):
+    """A provider answered a batch API request with an error status other than 429 or 5xx."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class SandboxError(ThriftyError):

@@ -27,7 +27,9 @@ def main() -> None:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, click returns the code of a typer.Exit
+        # instead of exiting with it.
+        code = app(standalone_mode=False)
     # Typer 0.29 raises its own vendored click exceptions; catch both families.
     except (click.exceptions.Exit, typer.Exit) as exc:
         sys.exit(exc.exit_code)
@@ -39,6 +41,8 @@ def main() -> None:
     except ThriftyError as exc:
         print(f"thrifty: error: {_one_line(str(exc))}", file=sys.stderr)
         sys.exit(2)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
 
 
 def _one_line(message: str) -> str:

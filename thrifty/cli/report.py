@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from thrifty.batch.savings import lever_savings, savings_json, savings_lines
 from thrifty.errors import LedgerError
 from thrifty.ledger import DIMENSIONS, Report, ReportQuery, Totals, default_db_url, open_ledger
 from thrifty.ledger.database import normalize_url, safe_url, sqlite_path
@@ -50,10 +51,17 @@ class OutputFormat(StrEnum):
 
 
 def register(app: typer.Typer) -> None:
-    app.command("report")(report)
+    # A group, so that `thrifty report` keeps its options and gains subcommands.
+    from thrifty.cli import chargeback
+
+    report_app = typer.Typer(no_args_is_help=False, pretty_exceptions_enable=False)
+    report_app.callback(invoke_without_command=True)(report)
+    chargeback.register(report_app)
+    app.add_typer(report_app, name="report")
 
 
 def report(
+    ctx: typer.Context,
     *,
     db: Annotated[
         str | None,
@@ -98,7 +106,12 @@ def report(
         ),
     ] = OutputFormat.table,
 ) -> None:
-    """Print request counts, tokens and cost from the ledger, in total and by group."""
+    """Print request counts, tokens and cost from the ledger, in total and by group.
+
+    `thrifty report chargeback` prints a monthly statement by team or cost center.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     now = datetime.now(UTC)
     query = ReportQuery(
         by=[name.strip() for name in by.split(",") if name.strip()],
@@ -107,22 +120,24 @@ def report(
         where=_parse_where(where or []),
     )
     url = db or default_db_url()
-    _require_existing_sqlite(url)
+    require_existing_sqlite(url)
 
     ledger = open_ledger(url)
     try:
         result = ledger.report(query)
+        savings = lever_savings(ledger, query)
     finally:
         ledger.close()
 
     if output_format is OutputFormat.json:
-        sys.stdout.buffer.write(
-            orjson.dumps(report_json(result, query), option=orjson.OPT_INDENT_2) + b"\n"
-        )
+        document = {**report_json(result, query), "savings": savings_json(savings)}
+        sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
     elif output_format is OutputFormat.csv:
         _write_csv(result)
     else:
         print_table(result, query)
+        for line in savings_lines(savings):
+            typer.echo(line)
 
 
 def parse_time(text: str, now: datetime, option: str) -> datetime:
@@ -155,7 +170,7 @@ def _parse_where(items: list[str]) -> dict[str, str]:
     return filters
 
 
-def _require_existing_sqlite(url: str) -> None:
+def require_existing_sqlite(url: str) -> None:
     """Reject a SQLite path with no database rather than create an empty one."""
     path = sqlite_path(normalize_url(url))
     if path is not None and not path.exists():

@@ -11,14 +11,18 @@ from functools import partial
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from thrifty.batch.passthrough import PATHS as BATCH_PATHS
+from thrifty.batch.passthrough import BatchPassthrough
 from thrifty.config import GatewayConfig, ProviderKind
 from thrifty.errors import UpstreamError
 from thrifty.gateway.endpoints import METERED_ENDPOINTS, Endpoint
 from thrifty.gateway.error_responses import error_response
+from thrifty.gateway.pipeline import Step, start_steps, stop_steps
 from thrifty.gateway.proxy import Gateway, response_headers
 from thrifty.gateway.steps import Resources, build_steps
 from thrifty.gateway.upstream import UpstreamClient, upstream_headers
@@ -30,6 +34,7 @@ from thrifty.tokens import preload_encodings
 logger = logging.getLogger(__name__)
 
 SANDBOX_MOUNT = "/sandbox"
+DASHBOARD_MOUNT = "/ui"
 
 
 def create_app(config: GatewayConfig) -> Starlette:
@@ -45,6 +50,21 @@ def create_app(config: GatewayConfig) -> Starlette:
         Route("/thrifty/requests/{request_id}", state.request_record, methods=["GET"]),
         Route("/metrics", state.metrics, methods=["GET"]),
     ]
+    # Files and batches pass through to the providers; batches clients create are recorded.
+    for prefix in BATCH_PATHS:
+        routes.append(Route(prefix, state.batch_api, methods=["GET", "POST"]))
+        routes.append(
+            Route(f"{prefix}/{{rest:path}}", state.batch_api, methods=["GET", "POST", "DELETE"])
+        )
+    # Virtual keys, budgets and cutoffs: the admin API and the check of non-metered /v1 routes.
+    from thrifty.control.admin import ADMIN_MOUNT, admin_router
+    from thrifty.control.middleware import ControlMiddleware
+
+    routes.append(Mount(ADMIN_MOUNT, app=admin_router(state.running_steps)))
+    # The web dashboard; it reads state.ledger once the gateway has started.
+    from thrifty.dashboard.app import create_dashboard
+
+    routes.append(Mount(DASHBOARD_MOUNT, app=create_dashboard(config)))
     if config.sandbox:
         from thrifty.sandbox.app import create_app as create_sandbox
 
@@ -53,6 +73,7 @@ def create_app(config: GatewayConfig) -> Starlette:
         routes=routes,
         lifespan=state.lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+        middleware=[Middleware(ControlMiddleware, steps=state.running_steps)],
     )
     app.state.thrifty = state
     return app
@@ -65,6 +86,7 @@ class _State:
         self.config = config
         self.gateway: Gateway | None = None
         self.ledger: Ledger | None = None
+        self.batch_passthrough: BatchPassthrough | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -77,10 +99,13 @@ class _State:
         await writer.start()
         client = UpstreamClient(config)
         await client.start()
-        engine = CostEngine()
+        engine = CostEngine.from_config(config.sections.get("prices"))
         steps = build_steps(Resources(config, ledger, engine, client))
+        await start_steps(steps)
         self.ledger = ledger
         self.gateway = Gateway(config, engine, writer, client, steps)
+        self.batch_passthrough = BatchPassthrough(config, ledger, engine, client)
+        await self.batch_passthrough.start()
         logger.info(
             "gateway started: ledger %s, providers %s",
             _safe_url(config.db_url),
@@ -89,14 +114,25 @@ class _State:
         try:
             yield
         finally:
+            await self.batch_passthrough.stop()
+            await stop_steps(steps)
             await writer.stop()
             await client.close()
             ledger.close()
             logger.info("gateway stopped")
 
+    def running_steps(self) -> tuple[Step, ...]:
+        """Return the pipeline's steps once started (none before start-up)."""
+        return () if self.gateway is None else self.gateway.steps
+
     async def metered(self, endpoint: Endpoint, request: Request) -> Response:
         assert self.gateway is not None
         return await self.gateway.handle(request, endpoint)
+
+    async def batch_api(self, request: Request) -> Response:
+        """Pass a files or batches request through to its provider (not metered itself)."""
+        assert self.batch_passthrough is not None
+        return await self.batch_passthrough.handle(request)
 
     async def models(self, request: Request) -> Response:
         """List models as the default OpenAI-format provider lists them (not metered)."""

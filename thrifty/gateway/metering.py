@@ -15,6 +15,7 @@ from thrifty.gateway.upstream import Target
 from thrifty.ledger.record import RequestRecord
 from thrifty.pricing import Cost
 from thrifty.pricing.engine import CostEngine
+from thrifty.pricing.repricing import pricing_details
 from thrifty.pricing.tiers import SERVICE_TIERS
 from thrifty.tokens import count_chat_messages, count_text, message_text
 from thrifty.usage import Usage
@@ -59,6 +60,9 @@ def price_call(
 ) -> Cost:
     """Price a call; a price that cannot be computed is recorded as unpriced, never $0."""
     provider = call.target.provider.price_provider
+    # Reprice reads what the ledger row has no column for (audio, image and
+    # web-search counts, Anthropic's speed mode) from details["pricing"].
+    call.extra["pricing"] = pricing_details(provider, model, usage, speed)
     try:
         return engine.price(
             provider, model, usage, service_tier=tier, at=call.started_at, speed=speed
@@ -124,7 +128,19 @@ def build_record(
         tags=dict(attribution.tags),
         upstream_ms=round(upstream_ms, 3),
         overhead_ms=round(max(total_ms - upstream_ms, 0.0), 3),
+        details=_initial_details(call),
     )
+
+
+def _initial_details(call: Call) -> dict[str, Any]:
+    details: dict[str, Any] = {}
+    facts = call.extra.get("request_facts")
+    if facts:
+        details["request"] = facts
+    pricing = call.extra.get("pricing")
+    if pricing:
+        details["pricing"] = pricing
+    return details
 
 
 def error_type_of(body: object) -> str | None:

@@ -68,3 +68,25 @@ def run_finish(
 ) -> None:
     for step in steps:
         step.finish(call, record, content)
+
+
+async def start_steps(steps: Sequence[Step]) -> None:
+    """Await each step's optional ``start()``, in pipeline order."""
+    for step in steps:
+        start = getattr(step, "start", None)
+        if start is not None:
+            await start()
+
+
+async def stop_steps(steps: Sequence[Step]) -> None:
+    """Await each step's optional ``stop()`` (or ``close()``), in reverse pipeline order.
+
+    A synchronous ``shutdown()`` (the tracing step's) is called too.
+    """
+    for step in reversed(steps):
+        stop = getattr(step, "stop", None) or getattr(step, "close", None)
+        if stop is not None:
+            await stop()
+        shutdown = getattr(step, "shutdown", None)
+        if shutdown is not None:
+            shutdown()

@@ -26,10 +26,13 @@ from thrifty.errors import RequestError, UpstreamError, UsageError
 from thrifty.gateway.attribution import attribute
 from thrifty.gateway.endpoints import CHAT_COMPLETIONS, Endpoint
 from thrifty.gateway.error_responses import error_response
+from thrifty.gateway.fingerprint import request_facts
+from thrifty.gateway.flex import FlexPlan, send_flex
 from thrifty.gateway.metering import (
     Call,
     build_record,
     error_type_of,
+    estimate_input_tokens,
     normalize_tier,
     price_call,
 )
@@ -83,6 +86,8 @@ class Gateway:
                 if reply.record is not None:
                     self.submit(call, reply.record)
                 return reply.response
+            call.extra["body"] = body
+            call.extra["request_facts"] = request_facts(body)
             payload = self._forwarded_body(call, body, raw, changed=body is not original)
             headers = upstream_headers(call.target.provider, request.headers)
         except RequestError as exc:
@@ -97,7 +102,8 @@ class Gateway:
 
         if call.streamed and upstream.status == 200 and _is_event_stream(upstream):
             call.extra["body"] = body
-            return StreamProxy(self, call, upstream, response_headers(upstream))
+            headers = {**response_headers(upstream), **call.extra.get("response_headers", {})}
+            return StreamProxy(self, call, upstream, headers)
         return await self._finish_buffered(call, upstream)
 
     async def send_upstream(
@@ -109,6 +115,9 @@ class Gateway:
         rejected Flex request, falling back to the default tier).
         """
         call.upstream_started = time.perf_counter()
+        flex = call.extra.get("flex")
+        if isinstance(flex, FlexPlan):
+            return await send_flex(self, call, payload, headers, flex)
         return await self.client.send(
             "POST", call.target.provider, call.endpoint.path, payload, headers
         )
@@ -194,9 +203,12 @@ class Gateway:
         finally:
             call.upstream_s = time.perf_counter() - call.upstream_started
         headers = response_headers(upstream)
+        if upstream.status == 200 and _loads_or_none(content) is None:
+            return self._invalid_json(call)
         record = self.meter_buffered(call, upstream.status, content)
         self.submit(call, record, content if upstream.status == 200 else None)
         headers.update(thrifty_headers(record))
+        headers.update(call.extra.get("response_headers", {}))
         headers["x-thrifty-overhead-ms"] = _overhead_ms(call)
         return Response(
             content,
@@ -236,6 +248,34 @@ class Gateway:
             tier_served=tier,
             ended=time.perf_counter(),
             error_type=error_type,
+        )
+
+    def _invalid_json(self, call: Call) -> Response:
+        """Answer 502 for a success response whose body is not JSON, and record the call.
+
+        The provider may have billed it, so the record keeps the input counted
+        offline, flagged as estimated, and stays unpriced rather than $0.
+        """
+        usage = Usage(input_tokens=estimate_input_tokens(call), estimated=True)
+        cost = price_call(self.engine, call, call.target.model, usage, None)
+        record = build_record(
+            call,
+            status=502,
+            usage=usage,
+            cost=_unpriced(cost, "the provider's response body is not valid JSON"),
+            model_served=None,
+            tier_served=None,
+            ended=time.perf_counter(),
+            error_type="upstream_invalid_json",
+        )
+        self.submit(call, record)
+        logger.warning("request %s: upstream returned a body that is not JSON", call.request_id)
+        return error_response(
+            call.endpoint.kind,
+            502,
+            f"upstream '{call.target.provider.name}' returned a response that is not valid JSON",
+            error_type="server_error",
+            headers={"x-thrifty-request-id": call.request_id},
         )
 
     def _upstream_failed(self, call: Call, exc: UpstreamError) -> Response:
@@ -283,6 +323,8 @@ def thrifty_headers(record: RequestRecord) -> dict[str, str]:
         headers["x-thrifty-model"] = record.model_served
     if record.service_tier_served:
         headers["x-thrifty-service-tier"] = record.service_tier_served
+    if record.cache_status:
+        headers["x-thrifty-cache"] = record.cache_status
     return headers
 
 

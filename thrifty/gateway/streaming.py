@@ -44,6 +44,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# A step sets ``call.extra[CAPTURE_STREAM]`` to receive a whole stream's bytes
+# (every upstream event, the removed usage chunk included) as ``content`` in
+# ``finish``, when the stream completed.
+CAPTURE_STREAM = "capture_stream"
+
 _TERMINAL_EVENT_NAMES = frozenset(
     {"message_stop", "response.completed", "response.incomplete", "response.failed"}
 )
@@ -70,6 +75,7 @@ class StreamProxy(Response):
         self.client_gone = False
         self.stream_error: str | None = None
         self.recorded = False
+        self.captured: list[bytes] | None = [] if call.extra.get(CAPTURE_STREAM) else None
         # Response.__init__ sets Content-Length: 0 for an empty body; a stream has none.
         del self.headers["content-length"]
         self.headers["x-thrifty-request-id"] = call.request_id
@@ -107,18 +113,37 @@ class StreamProxy(Response):
                     await send(
                         {"type": "http.response.body", "body": b"".join(out), "more_body": True}
                     )
-            self.completed = bool(held) or not splitter.remainder().strip()
+            # Every provider ends a whole stream with a terminal event.
+            self.completed = bool(held)
+            if not self.completed:
+                self.stream_error = "the upstream closed the stream before its final event"
         except (aiohttp.ClientError, TimeoutError) as exc:
             self.stream_error = f"{type(exc).__name__}: {exc}"
+        if self.stream_error is not None:
             logger.warning(
                 "request %s: upstream stream failed: %s", self.call.request_id, self.stream_error
             )
+            held = [self._error_event()]
         self.call.upstream_s = time.perf_counter() - self.call.upstream_started
         self._record_once()
         await send({"type": "http.response.body", "body": b"".join(held), "more_body": False})
 
+    def _error_event(self) -> bytes:
+        """Return an error event in the provider's stream format, which the SDKs raise on."""
+        message = (
+            f"the upstream stream failed before it finished ({self.stream_error}); "
+            f"the partial usage is recorded as estimated under {self.call.request_id}"
+        )
+        if self.call.endpoint.kind == "anthropic":
+            body = {"type": "error", "error": {"type": "api_error", "message": message}}
+            return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
+        error = {"message": message, "type": "server_error", "param": None, "code": None}
+        return b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+
     def _accept(self, event: Event, held: list[bytes]) -> bytes | None:
         """Meter one event; return the bytes to forward now, or None."""
+        if self.captured is not None:
+            self.captured.append(event.raw)
         if event.data == b"[DONE]" or event.name in _TERMINAL_EVENT_NAMES:
             self._feed(event)
             held.append(event.raw)
@@ -158,7 +183,10 @@ class StreamProxy(Response):
             # with zero usage, unpriced, and the error named.
             logger.exception("request %s: metering a stream failed", self.call.request_id)
             record = self._fallback_record()
-        self.gateway.submit(self.call, record)
+        content = None
+        if self.captured is not None and self.completed and not self.client_gone:
+            content = b"".join(self.captured)
+        self.gateway.submit(self.call, record, content)
 
     def _build_record(self) -> RequestRecord:
         call = self.call

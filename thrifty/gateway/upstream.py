@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -124,19 +124,32 @@ class UpstreamClient:
         method: str,
         provider: ProviderConfig,
         path: str,
-        body: bytes | None,
+        body: bytes | AsyncIterable[bytes] | None,
         headers: dict[str, str],
+        *,
+        timeout_s: float | None = None,
     ) -> aiohttp.ClientResponse:
         """Send one request; retry only when no connection could be made.
 
         A request that reached the provider is never sent twice, because the
-        provider may already have billed it.
+        provider may already have billed it. ``timeout_s`` replaces the
+        configured read timeout for this request (Flex calls wait longer).
         """
         assert self._session is not None, "UpstreamClient.start() was not awaited"
         url = provider.base_url + path
         attempts = self._config.connect_retries + 1
+        read_timeout_s = self._config.upstream_timeout_s if timeout_s is None else timeout_s
+        timeout = None
+        if timeout_s is not None:
+            timeout = aiohttp.ClientTimeout(
+                total=None, connect=self._config.upstream_connect_timeout_s, sock_read=timeout_s
+            )
         for attempt in range(1, attempts + 1):
             try:
+                if timeout is not None:
+                    return await self._session.request(
+                        method, url, data=body, headers=headers, timeout=timeout
+                    )
                 return await self._session.request(method, url, data=body, headers=headers)
             except aiohttp.ClientConnectorError as exc:
                 if attempt == attempts:
@@ -158,7 +171,7 @@ class UpstreamClient:
                 raise UpstreamError(
                     provider.name,
                     f"upstream '{provider.name}' did not answer within "
-                    f"{self._config.upstream_timeout_s:g} s; retry, or raise "
+                    f"{read_timeout_s:g} s; retry, or raise "
                     "gateway.upstream_timeout_s in thrifty.yaml",
                     timed_out=True,
                 ) from exc

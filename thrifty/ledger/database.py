@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from decimal import MAX_PREC, Context, Decimal, Inexact, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ SQLITE_BUSY_TIMEOUT_S = 5.0
 
 # Name of the exact-sum aggregate registered on every SQLite connection.
 SQLITE_DECIMAL_SUM = "thrifty_decimal_sum"
+# Name of the exact addition of two decimal strings, also registered on every SQLite connection.
+SQLITE_DECIMAL_ADD = "thrifty_decimal_add"
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 
@@ -106,12 +109,13 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float, *, in_memory: bool)
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         if not in_memory:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor, busy_timeout_s)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
         # typeshed types an aggregate's finalize as returning int, but SQLite takes text too.
         dbapi_connection.create_aggregate(SQLITE_DECIMAL_SUM, 1, DecimalSum)  # type: ignore[arg-type]
+        dbapi_connection.create_function(SQLITE_DECIMAL_ADD, 2, _decimal_add, deterministic=True)
 
     def on_begin(connection: sa.Connection) -> None:
         immediate = connection.get_execution_options().get("sqlite_immediate", False)
@@ -123,6 +127,19 @@ def _configure_sqlite(engine: Engine, busy_timeout_s: float, *, in_memory: bool)
 
 # Addition at the maximum precision does not round, and the Inexact trap raises if it did.
 _EXACT = Context(prec=MAX_PREC, Emax=999_999, Emin=-999_999, traps=[Inexact, InvalidOperation])
+
+
+def add_exact(left: Decimal, right: Decimal) -> Decimal:
+    """Add two Decimals without rounding, whatever the current decimal context."""
+    return _EXACT.add(left, right)
+
+
+def _decimal_add(left: Any, right: Any) -> str | None:
+    """Add two decimal strings exactly, as SQLite's ``thrifty_decimal_add``; NULL adds nothing."""
+    if left is None and right is None:
+        return None
+    total = add_exact(Decimal(str(left or 0)), Decimal(str(right or 0)))
+    return format(total, "f")
 
 
 class DecimalSum:
@@ -142,3 +159,20 @@ class DecimalSum:
 
     def finalize(self) -> str | None:
         return None if self.total is None else format(self.total, "f")
+
+
+def _enable_wal(cursor: sqlite3.Cursor, busy_timeout_s: float) -> None:
+    """Switch a database to WAL, waiting while another connection changes it.
+
+    Changing the journal mode does not wait on the busy timeout: while another
+    process opens a new database, it fails at once with "database is locked".
+    """
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)

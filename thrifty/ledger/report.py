@@ -12,9 +12,22 @@ Dimensions for ``ReportQuery.by``:
   several tags is counted in several groups, so these groups add up to more
   than the totals.
 
+- ``cache_status``: the response cache's verdict (``hit``, ``miss``...);
+- ``model_priced``: the catalog model a request was priced as;
+- ``batch``: the batch job a batch result belongs to (``details["batch"]["job"]``),
+  None for other requests.
+- ``route``: the route a ``thrifty/<route>`` request went through
+  (``details["routing"]["route"]``), None for requests not routed.
+
 ``cost_usd`` adds only priced requests; unpriced ones are counted in
-``unpriced_requests`` and add nothing. ``errors`` counts requests with an
-``error_type`` or an HTTP status of 400 or more.
+``unpriced_requests`` and add nothing. ``cache_saved_usd`` adds what the
+response cache's hits saved: the cost of the original calls they replayed.
+``errors`` counts requests with an ``error_type`` or an HTTP status of 400
+or more.
+
+When the rollups keep every dimension and filter of a query, its whole
+hours and days are read from ``request_rollups`` and the rest from the
+request rows (see ``thrifty.ledger.rollup``). Both give the same sums.
 """
 
 from __future__ import annotations
@@ -29,10 +42,13 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from thrifty.errors import ReportError
-from thrifty.ledger.schema import request_tags, requests
-from thrifty.ledger.sqlfuncs import ExactSum, UtcDay, UtcHour
+from thrifty.ledger.database import add_exact
+from thrifty.ledger.rollup import ROLLUP_DIMENSIONS, CacheSavedUsd, Segment, plan_segments
+from thrifty.ledger.schema import request_rollups, request_tags, requests
+from thrifty.ledger.sqlfuncs import ExactSum, JsonText, UtcDay, UtcHour
 
 _r = requests.c
+_u = request_rollups.c
 
 _COLUMN_DIMENSIONS: dict[str, ColumnElement[Any]] = {
     "provider": _r.provider,
@@ -47,6 +63,10 @@ _COLUMN_DIMENSIONS: dict[str, ColumnElement[Any]] = {
     "service_tier": sa.func.coalesce(_r.service_tier_served, _r.service_tier_requested),
     "day": UtcDay(_r.started_at),
     "hour": UtcHour(_r.started_at),
+    "cache_status": _r.cache_status,
+    "model_priced": _r.model_priced,
+    "batch": JsonText(_r.details, "batch", "job"),
+    "route": JsonText(_r.details, "routing", "route"),
 }
 
 DIMENSIONS: tuple[str, ...] = (*_COLUMN_DIMENSIONS, "tag", "tag:KEY")
@@ -56,6 +76,7 @@ TOKEN_TOTALS = (
     "output_tokens",
     "cache_read_tokens",
     "cache_write_tokens",
+    "cache_write_1h_tokens",
     "reasoning_tokens",
 )
 
@@ -66,13 +87,15 @@ class ReportQuery:
 
     ``since`` is inclusive and ``until`` exclusive, both on ``started_at``.
     ``where`` maps a dimension (``feature``, ``tag:env``, ``day``, ...) to the
-    value a request must have.
+    value a request must have. ``limit`` keeps only that many groups, those
+    of highest cost; the totals still cover every matching request.
     """
 
     by: list[str] = field(default_factory=list)
     since: datetime | None = None
     until: datetime | None = None
     where: dict[str, str] = field(default_factory=dict)
+    limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +111,24 @@ class Totals:
     reasoning_tokens: int = 0
     cost_usd: Decimal = Decimal(0)
     unpriced_requests: int = 0
+    cache_write_1h_tokens: int = 0
+    cache_saved_usd: Decimal = Decimal(0)
+
+    def __add__(self, other: Totals) -> Totals:
+        """Return the sums of two sets of requests; costs add exactly."""
+        return Totals(
+            requests=self.requests + other.requests,
+            errors=self.errors + other.errors,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            cost_usd=add_exact(self.cost_usd, other.cost_usd),
+            unpriced_requests=self.unpriced_requests + other.unpriced_requests,
+            cache_write_1h_tokens=self.cache_write_1h_tokens + other.cache_write_1h_tokens,
+            cache_saved_usd=add_exact(self.cache_saved_usd, other.cache_saved_usd),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,35 +159,128 @@ class _Grouping:
 
 def run_report(connection: sa.Connection, query: ReportQuery) -> Report:
     """Run the totals and the grouped query for ``query`` on one connection."""
-    conditions = _conditions(query)
-    totals_row = connection.execute(
-        sa.select(*_aggregates()).select_from(requests).where(*conditions)
-    ).one()
-    totals = _totals(totals_row._mapping)
+    by = check_dimensions(query.by)
+    since = None if query.since is None else _aware(query.since, "since")
+    until = None if query.until is None else _aware(query.until, "until")
+    filters = {name: _filter(name, value) for name, value in query.where.items()}
+    if query.limit is not None and query.limit < 1:
+        raise ReportError(f"report limit {query.limit} is invalid; it must be at least 1")
 
-    grouping = _grouping(query.by)
+    segments = plan_segments(since, until, by=by, where=query.where)
+    columns = _grouping(by).columns
+    totals = Totals()
+    groups: dict[tuple[str | None, ...], Totals] = {}
+    # With one segment, SQL can keep the top groups; several must be merged first.
+    limit = query.limit if len(segments) == 1 else None
+    for segment in segments:
+        if segment.resolution is None:
+            statements = _row_statements(segment, by, filters, limit)
+        else:
+            statements = _rollup_statements(segment, by, query.where, limit)
+        totals_statement, grouped_statement = statements
+        totals += _totals(connection.execute(totals_statement).one()._mapping)
+        if grouped_statement is None:
+            continue
+        for row in connection.execute(grouped_statement):
+            values = tuple(row._mapping[f"d{index}"] for index in range(len(columns)))
+            found = groups.get(values)
+            group_totals = _totals(row._mapping)
+            groups[values] = group_totals if found is None else found + group_totals
+
+    report_groups = [
+        ReportGroup(values=dict(zip(columns, values, strict=True)), totals=group_totals)
+        for values, group_totals in groups.items()
+    ]
+    report_groups.sort(key=_group_order)
+    if query.limit is not None:
+        report_groups = report_groups[: query.limit]
+    return Report(columns=columns, totals=totals, groups=report_groups)
+
+
+_Statements = tuple[sa.Select[Any], sa.Select[Any] | None]
+
+
+def _row_statements(
+    segment: Segment,
+    by: Sequence[str],
+    filters: dict[str, ColumnElement[bool]],
+    limit: int | None,
+) -> _Statements:
+    """Build the totals and grouped queries of a segment read from the request rows."""
+    conditions = [*_time_conditions(_r.started_at, segment), *filters.values()]
+    totals = sa.select(*_aggregates()).select_from(requests).where(*conditions)
+    grouping = _grouping(by)
     if not grouping.columns:
-        return Report(columns=[], totals=totals, groups=[])
+        return totals, None
 
     source: sa.FromClause = requests
     for joined, onclause in grouping.joins:
         source = source.outerjoin(joined, onclause)
     labelled = [expr.label(f"d{index}") for index, expr in enumerate(grouping.expressions)]
-    statement = (
+    grouped = (
         sa.select(*labelled, *_aggregates())
         .select_from(source)
         .where(*conditions)
         .group_by(*grouping.expressions)
     )
-    groups = [
-        ReportGroup(
-            values={name: row._mapping[f"d{index}"] for index, name in enumerate(grouping.columns)},
-            totals=_totals(row._mapping),
-        )
-        for row in connection.execute(statement)
+    if limit is not None:
+        nanousd = sa.func.coalesce(sa.func.sum(_r.cost_nanousd), 0)
+        grouped = grouped.order_by(nanousd.desc(), sa.func.count().desc()).limit(limit)
+    return totals, grouped
+
+
+def _rollup_statements(
+    segment: Segment, by: Sequence[str], where: dict[str, str], limit: int | None
+) -> _Statements:
+    """Build the totals and grouped queries of a segment read from ``request_rollups``."""
+    conditions = [
+        _u.resolution == segment.resolution,
+        *_time_conditions(_u.bucket, segment),
+        *(_u[ROLLUP_DIMENSIONS[name]] == value for name, value in where.items()),
     ]
-    groups.sort(key=_group_order)
-    return Report(columns=grouping.columns, totals=totals, groups=groups)
+    totals = sa.select(*_rollup_aggregates()).where(*conditions)
+    if not by:
+        return totals, None
+
+    expressions = [_rollup_dimension(name) for name in by]
+    labelled = [expr.label(f"d{index}") for index, expr in enumerate(expressions)]
+    grouped = sa.select(*labelled, *_rollup_aggregates()).where(*conditions).group_by(*expressions)
+    if limit is not None:
+        grouped = grouped.order_by(
+            sa.func.sum(_u.cost_nanousd).desc(), sa.func.sum(_u.requests).desc()
+        ).limit(limit)
+    return totals, grouped
+
+
+def _rollup_dimension(name: str) -> ColumnElement[Any]:
+    if name == "day":
+        return UtcDay(_u.bucket)
+    if name == "hour":
+        return UtcHour(_u.bucket)
+    return _u[ROLLUP_DIMENSIONS[name]]
+
+
+def _time_conditions(column: ColumnElement[Any], segment: Segment) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if segment.since is not None:
+        conditions.append(column >= segment.since)
+    if segment.until is not None:
+        conditions.append(column < segment.until)
+    return conditions
+
+
+def request_conditions(query: ReportQuery) -> list[ColumnElement[bool]]:
+    """Return the conditions on ``requests`` rows of ``query``'s period and filters.
+
+    For summaries computed beside a report, such as the Batch and Flex savings.
+    """
+    conditions: list[ColumnElement[bool]] = []
+    if query.since is not None:
+        conditions.append(_r.started_at >= _aware(query.since, "since"))
+    if query.until is not None:
+        conditions.append(_r.started_at < _aware(query.until, "until"))
+    conditions += [_filter(name, value) for name, value in query.where.items()]
+    return conditions
 
 
 def check_dimensions(by: Sequence[str]) -> list[str]:
@@ -192,17 +326,6 @@ def _grouping(by: Sequence[str]) -> _Grouping:
     return _Grouping(columns=columns, expressions=expressions, joins=joins)
 
 
-def _conditions(query: ReportQuery) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if query.since is not None:
-        conditions.append(_r.started_at >= _aware(query.since, "since"))
-    if query.until is not None:
-        conditions.append(_r.started_at < _aware(query.until, "until"))
-    for name, value in query.where.items():
-        conditions.append(_filter(name, value))
-    return conditions
-
-
 def _aware(moment: datetime, name: str) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ReportError(
@@ -240,6 +363,20 @@ def _aggregates() -> list[ColumnElement[Any]]:
         *(sa.func.coalesce(sa.func.sum(_r[name]), 0).label(name) for name in TOKEN_TOTALS),
         ExactSum(_r.cost_usd).label("cost_usd"),
         _count_where(_r.unpriced.is_(True)).label("unpriced_requests"),
+        ExactSum(CacheSavedUsd(_r.details)).label("cache_saved_usd"),
+    ]
+
+
+def _rollup_aggregates() -> list[ColumnElement[Any]]:
+    """Return the aggregates of ``_aggregates``, with the same labels, summed over rollup rows."""
+    sums = [
+        sa.func.coalesce(sa.func.sum(_u[name]), 0).label(name)
+        for name in ("requests", "errors", *TOKEN_TOTALS, "unpriced_requests")
+    ]
+    return [
+        *sums,
+        ExactSum(_u.cost_usd).label("cost_usd"),
+        ExactSum(_u.cache_saved_usd).label("cache_saved_usd"),
     ]
 
 
@@ -250,6 +387,7 @@ def _count_where(condition: ColumnElement[bool]) -> ColumnElement[Any]:
 def _totals(row: Any) -> Totals:
     # PostgreSQL returns SUM of integers as NUMERIC (Decimal), SQLite as int.
     cost = row["cost_usd"]
+    saved = row["cache_saved_usd"]
     return Totals(
         requests=int(row["requests"]),
         errors=int(row["errors"]),
@@ -260,6 +398,8 @@ def _totals(row: Any) -> Totals:
         reasoning_tokens=int(row["reasoning_tokens"]),
         cost_usd=Decimal(0) if cost is None else cost,
         unpriced_requests=int(row["unpriced_requests"]),
+        cache_write_1h_tokens=int(row["cache_write_1h_tokens"]),
+        cache_saved_usd=Decimal(0) if saved is None else saved,
     )
 
 

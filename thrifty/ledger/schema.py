@@ -148,3 +148,71 @@ request_tags = sa.Table(
 )
 
 sa.Index("ix_request_tags_key_value", request_tags.c.key, request_tags.c.value)
+
+# Pre-aggregated sums of ``requests``, so reports and the dashboard read a few
+# rows per hour or day instead of every request (see ``thrifty.ledger.rollup``).
+# ``resolution`` is "hour" or "day" and ``bucket`` the UTC start of that hour
+# or day. ``group_key`` encodes the dimension columns, NULLs included, so that
+# one primary key identifies a group on both backends. ``cost_usd`` adds the
+# priced requests only and is 0, not NULL, when none was priced.
+# ``cache_saved_usd`` adds the ``saved_usd`` the response cache notes in a
+# hit's details: what the original, cached call cost.
+ROLLUP_DIMENSION_COLUMNS = (
+    "provider",
+    "endpoint",
+    "model",
+    "model_priced",
+    "service_tier",
+    "cache_status",
+    "key_id",
+    "team",
+    "project",
+    "feature",
+)
+ROLLUP_COUNT_COLUMNS = (
+    "requests",
+    "errors",
+    "unpriced_requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "cost_nanousd",
+)
+
+request_rollups = sa.Table(
+    "request_rollups",
+    metadata,
+    sa.Column("resolution", sa.Text(), primary_key=True),
+    sa.Column("bucket", UTCDateTime(), primary_key=True),
+    sa.Column("group_key", sa.Text(), primary_key=True),
+    *(sa.Column(name, sa.Text()) for name in ROLLUP_DIMENSION_COLUMNS),
+    *(sa.Column(name, sa.BigInteger(), nullable=False) for name in ROLLUP_COUNT_COLUMNS),
+    sa.Column("cost_usd", ExactDecimal(), nullable=False),
+    sa.Column("cache_saved_usd", ExactDecimal(), nullable=False),
+)
+
+# The cost figures `thrifty reprice` replaced, one row per request and run:
+# the request's earlier model_priced, cost and breakdown, and the new cost
+# with the prices that gave it. Created by the "pricing" branch of migrations.
+request_cost_history = sa.Table(
+    "request_cost_history",
+    metadata,
+    sa.Column(
+        "request_id",
+        sa.Text(),
+        sa.ForeignKey("requests.request_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("repriced_at", UTCDateTime(), primary_key=True),
+    sa.Column("model_priced", sa.Text()),
+    sa.Column("cost_usd", ExactDecimal()),
+    sa.Column("cost_nanousd", sa.BigInteger()),
+    sa.Column("unpriced", sa.Boolean(), nullable=False),
+    # Token class -> USD as decimal strings, JSON text, as in requests.
+    sa.Column("cost_breakdown", sa.Text(), nullable=False),
+    sa.Column("new_cost_usd", ExactDecimal()),
+    sa.Column("price_source", sa.Text()),
+)

@@ -6,6 +6,7 @@ SELECT and GROUP BY compiles to identical text, as PostgreSQL requires.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -74,3 +75,71 @@ def _exact_sum_sqlite(element: ExactSum, compiler: SQLCompiler, **kw: Any) -> st
 @compiles(ExactSum, "postgresql")
 def _exact_sum_postgresql(element: ExactSum, compiler: SQLCompiler, **kw: Any) -> str:
     return f"sum({_argument(element, compiler, **kw)})"
+
+
+_JSON_KEY = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def _json_path(keys: tuple[str, ...]) -> list[sa.ColumnElement[Any]]:
+    for key in keys:
+        if not _JSON_KEY.match(key):
+            raise ValueError(f"JSON path key {key!r} must be letters, digits or '_'")
+    return [sa.literal_column(key) for key in keys]
+
+
+class JsonText(FunctionElement[str]):
+    """The text at a path of keys inside a JSON text column: ``JsonText(details, "batch", "job")``.
+
+    NULL where the path is absent. The keys are written into the SQL, so
+    they are checked to be plain names.
+    """
+
+    type = sa.Text()
+    name = "json_text"
+    inherit_cache = True
+
+    def __init__(self, column: sa.ColumnElement[Any], *keys: str) -> None:
+        super().__init__(column, *_json_path(keys))
+
+
+class JsonFlag(FunctionElement[bool]):
+    """Whether the value at a path of keys inside a JSON text column is ``true``."""
+
+    type = sa.Boolean()
+    name = "json_flag"
+    inherit_cache = True
+
+    def __init__(self, column: sa.ColumnElement[Any], *keys: str) -> None:
+        super().__init__(column, *_json_path(keys))
+
+
+def _column_and_keys(
+    element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any
+) -> tuple[str, list[str]]:
+    column, *keys = list(element.clauses)
+    return compiler.process(column, **kw), [str(getattr(key, "text", key)) for key in keys]
+
+
+@compiles(JsonText, "sqlite")
+def _json_text_sqlite(element: JsonText, compiler: SQLCompiler, **kw: Any) -> str:
+    column, keys = _column_and_keys(element, compiler, **kw)
+    return f"json_extract({column}, '$.{'.'.join(keys)}')"
+
+
+@compiles(JsonText, "postgresql")
+def _json_text_postgresql(element: JsonText, compiler: SQLCompiler, **kw: Any) -> str:
+    column, keys = _column_and_keys(element, compiler, **kw)
+    return f"(CAST({column} AS jsonb) #>> '{{{','.join(keys)}}}')"
+
+
+@compiles(JsonFlag, "sqlite")
+def _json_flag_sqlite(element: JsonFlag, compiler: SQLCompiler, **kw: Any) -> str:
+    # json_type, unlike json_extract, returns 'true' for JSON true and not 1.
+    column, keys = _column_and_keys(element, compiler, **kw)
+    return f"(json_type({column}, '$.{'.'.join(keys)}') = 'true')"
+
+
+@compiles(JsonFlag, "postgresql")
+def _json_flag_postgresql(element: JsonFlag, compiler: SQLCompiler, **kw: Any) -> str:
+    column, keys = _column_and_keys(element, compiler, **kw)
+    return f"((CAST({column} AS jsonb) #>> '{{{','.join(keys)}}}') = 'true')"

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -15,6 +16,7 @@ from thrifty.ledger.database import SQLITE_BUSY_TIMEOUT_S, create_ledger_engine,
 from thrifty.ledger.migrate import upgrade_to_head
 from thrifty.ledger.record import RequestRecord
 from thrifty.ledger.report import Report, ReportQuery, run_report
+from thrifty.ledger.rollup import rollup_rows, upsert_rollups
 from thrifty.ledger.rows import record_to_row, row_to_record, tag_rows
 from thrifty.ledger.schema import request_tags, requests
 from thrifty.ledger.serialize import check_record
@@ -57,7 +59,8 @@ class Ledger:
         """Insert records in one transaction and return how many were new.
 
         A record whose request_id is already stored is skipped, so writing the
-        same records again (a spool replay) never duplicates a row.
+        same records again (a spool replay) never duplicates a row. The new
+        records are added to ``request_rollups`` in the same transaction.
         """
         unique = _first_of_each_id(records)
         if not unique:
@@ -79,6 +82,7 @@ class Ledger:
             tags = [row for r in unique if r.request_id in inserted for row in tag_rows(r)]
             if tags:
                 connection.execute(self._insert(request_tags).on_conflict_do_nothing(), tags)
+            upsert_rollups(connection, rollup_rows(r for r in unique if r.request_id in inserted))
         return len(inserted)
 
     def get(self, request_id: str) -> RequestRecord | None:
@@ -87,6 +91,28 @@ class Ledger:
         with self._connect(f"read {request_id!r} from") as connection:
             row = connection.execute(statement).one_or_none()
         return None if row is None else row_to_record(row._mapping)
+
+    def annotate(self, request_id: str, key: str, value: object) -> bool:
+        """Set ``details[key]`` of a stored record to a JSON value; False if it is not stored.
+
+        Lets a tool that learns something after the call (a benchmark's
+        grade, for one) add it to the call's record without a second row.
+        """
+        select = (
+            sa.select(requests.c.details)
+            .where(requests.c.request_id == request_id)
+            .with_for_update()
+        )
+        update = sa.update(requests).where(requests.c.request_id == request_id)
+        action = f"annotate {request_id!r} in"
+        with self._connect(action, immediate=True) as connection, connection.begin():
+            stored = connection.execute(select).scalar_one_or_none()
+            if stored is None:
+                return False
+            details = orjson.loads(stored)
+            details[key] = value
+            connection.execute(update.values(details=orjson.dumps(details).decode()))
+        return True
 
     def report(self, query: ReportQuery) -> Report:
         """Aggregate the stored records as ``query`` specifies (see ``thrifty.ledger.report``)."""

@@ -16,10 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from thrifty.sandbox.anthropic_prompt import ENCODING, input_tokens, prompt_blocks
-from thrifty.sandbox.catalog import anthropic_cache_minimum
+from thrifty.sandbox.catalog import anthropic_cache_minimum, find_model
 from thrifty.sandbox.errors import ApiError
 from thrifty.sandbox.output import Output, plan_output
-from thrifty.sandbox.prompt_cache import AnthropicCacheUsage
+from thrifty.sandbox.prompt_cache import AnthropicCacheUsage, AnthropicPromptCache
+from thrifty.sandbox.settings import SandboxSettings
 from thrifty.sandbox.state import Admission, admit, check_model
 from thrifty.sandbox.wire import EventStream, json_response, read_json_object, sse_event
 
@@ -76,6 +77,32 @@ async def create_message(request: Request) -> Response:
         {**usage, "output_tokens": output.tokens},
     )
     return json_response(body, admission.headers, admission.disconnect_after_chunks is not None)
+
+
+def batch_message(
+    body: Mapping[str, Any], settings: SandboxSettings, cache: AnthropicPromptCache
+) -> dict[str, Any]:
+    """Return the message a batch request gets, with ``service_tier`` "batch" in its usage.
+
+    Raises ApiError for an invalid request, as the endpoint does.
+    """
+    ask = parse_messages_request(body)
+    if ask.stream:
+        raise ApiError(400, "stream: batch requests cannot stream")
+    if settings.reject_unknown_models and find_model(ask.model) is None:
+        raise ApiError(404, f"model: {ask.model}")
+    blocks = prompt_blocks(ask.body)
+    usage = messages_usage(
+        input_tokens(blocks), cache.apply(ask.model, blocks, anthropic_cache_minimum(ask.model))
+    )
+    output = plan_output(ENCODING, ask.max_tokens, ask.max_tokens, 0.0)
+    return _message(
+        "msg_" + uuid.uuid4().hex,
+        ask.model,
+        [_text_block(output.text)],
+        "max_tokens",
+        {**usage, "service_tier": "batch", "output_tokens": output.tokens},
+    )
 
 
 async def count_tokens(request: Request) -> Response:

@@ -10,11 +10,27 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from thrifty.sandbox.anthropic_batches import (
+    cancel_message_batch,
+    create_message_batch,
+    delete_message_batch,
+    list_message_batches,
+    message_batch_results,
+    retrieve_message_batch,
+)
 from thrifty.sandbox.anthropic_messages import count_tokens, create_message
 from thrifty.sandbox.errors import ApiError, error_response, family_for, route_path
 from thrifty.sandbox.models import list_models, retrieve_model
+from thrifty.sandbox.openai_batches import cancel_batch, create_batch, list_batches, retrieve_batch
 from thrifty.sandbox.openai_chat import chat_completions
 from thrifty.sandbox.openai_embeddings import create_embeddings
+from thrifty.sandbox.openai_files import (
+    delete_file,
+    file_content,
+    list_files,
+    retrieve_file,
+    upload_file,
+)
 from thrifty.sandbox.openai_responses import create_response
 from thrifty.sandbox.settings import SandboxSettings
 from thrifty.sandbox.state import SandboxState
@@ -29,6 +45,21 @@ ROUTES = [
     Route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"]),
     Route("/v1/messages", create_message, methods=["POST"]),
     Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+    Route("/v1/files", upload_file, methods=["POST"]),
+    Route("/v1/files", list_files, methods=["GET"]),
+    Route("/v1/files/{file_id}", retrieve_file, methods=["GET"]),
+    Route("/v1/files/{file_id}", delete_file, methods=["DELETE"]),
+    Route("/v1/files/{file_id}/content", file_content, methods=["GET"]),
+    Route("/v1/batches", create_batch, methods=["POST"]),
+    Route("/v1/batches", list_batches, methods=["GET"]),
+    Route("/v1/batches/{batch_id}", retrieve_batch, methods=["GET"]),
+    Route("/v1/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
+    Route("/v1/messages/batches", create_message_batch, methods=["POST"]),
+    Route("/v1/messages/batches", list_message_batches, methods=["GET"]),
+    Route("/v1/messages/batches/{batch_id}", retrieve_message_batch, methods=["GET"]),
+    Route("/v1/messages/batches/{batch_id}", delete_message_batch, methods=["DELETE"]),
+    Route("/v1/messages/batches/{batch_id}/cancel", cancel_message_batch, methods=["POST"]),
+    Route("/v1/messages/batches/{batch_id}/results", message_batch_results, methods=["GET"]),
 ]
 
 

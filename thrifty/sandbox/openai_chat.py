@@ -22,6 +22,8 @@ from thrifty.sandbox.params import (
     require_present,
     served_service_tier,
 )
+from thrifty.sandbox.prompt_cache import OpenAIPromptCache
+from thrifty.sandbox.settings import SandboxSettings
 from thrifty.sandbox.state import Admission, admit, check_flex_capacity, check_model
 from thrifty.sandbox.wire import SSE_DONE, EventStream, json_response, read_json_object, sse_data
 
@@ -99,10 +101,33 @@ async def chat_completions(request: Request) -> Response:
     check_model(admission, chat.model)
     check_flex_capacity(request, admission, chat.service_tier)
 
-    settings = admission.settings
+    envelope, output, usage = _plan(chat, admission.settings, admission.state.openai_cache)
+    if chat.stream:
+        events = _chat_events(envelope, chat, output, usage, admission)
+        return EventStream(events, admission.headers, admission.disconnect_after_chunks)
+    await admission.pacing.wait_whole_output(output.tokens)
+    body = _completion(envelope, chat.choices, output, usage)
+    return json_response(body, admission.headers, admission.disconnect_after_chunks is not None)
+
+
+def batch_chat_completion(
+    body: Mapping[str, Any], settings: SandboxSettings, cache: OpenAIPromptCache
+) -> dict[str, Any]:
+    """Return the ``chat.completion`` a batch request gets; raise ApiError as the endpoint does."""
+    chat = parse_chat_request(body)
+    if chat.stream:
+        raise ApiError(400, "Batch requests cannot stream; remove 'stream'.", param="stream")
+    envelope, output, usage = _plan(chat, settings, cache)
+    return _completion(envelope, chat.choices, output, usage)
+
+
+def _plan(
+    chat: ChatRequest, settings: SandboxSettings, cache: OpenAIPromptCache
+) -> tuple[dict[str, Any], Output, dict[str, Any]]:
+    """Return a reply's envelope fields, output and usage."""
     encoding = encoding_name(chat.model, "openai")
     prompt = chat_prompt_tokens(chat.messages, encoding)
-    cached = admission.state.openai_cache.cached_tokens(chat.model, prompt)
+    cached = cache.cached_tokens(chat.model, prompt)
     share = settings.reasoning_share if is_reasoning_model(chat.model) else 0.0
     output = plan_output(encoding, chat.limit, settings.default_max_tokens, share)
     usage = chat_usage(len(prompt), cached, output, chat.choices)
@@ -113,13 +138,7 @@ async def chat_completions(request: Request) -> Response:
         "service_tier": chat.service_tier,
         "system_fingerprint": SYSTEM_FINGERPRINT,
     }
-
-    if chat.stream:
-        events = _chat_events(envelope, chat, output, usage, admission)
-        return EventStream(events, admission.headers, admission.disconnect_after_chunks)
-    await admission.pacing.wait_whole_output(output.tokens)
-    body = _completion(envelope, chat.choices, output, usage)
-    return json_response(body, admission.headers, admission.disconnect_after_chunks is not None)
+    return envelope, output, usage
 
 
 def chat_usage(

@@ -29,8 +29,15 @@ ENCODING_FORMATS = ("float", "base64")
 async def create_embeddings(request: Request) -> Response:
     admission = await admit(request, "openai")
     body = await read_json_object(request)
+    check_model(admission, require_model(body))
+    reply = embeddings_body(body)
+    await admission.pacing.wait_first_token()
+    return json_response(reply, admission.headers, admission.disconnect_after_chunks is not None)
+
+
+def embeddings_body(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the embeddings ``list`` for a request body; raise ApiError 400 on an invalid one."""
     model = require_model(body)
-    check_model(admission, model)
     inputs = parse_inputs(require_present(body, "input"))
     dimensions = _dimensions(body, model)
     encoding_format = _encoding_format(body)
@@ -45,15 +52,12 @@ async def create_embeddings(request: Request) -> Response:
         data.append(
             {"object": "embedding", "index": index, "embedding": _encode(vector, encoding_format)}
         )
-
-    await admission.pacing.wait_first_token()
-    body = {
+    return {
         "object": "list",
         "data": data,
         "model": model,
         "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
     }
-    return json_response(body, admission.headers, admission.disconnect_after_chunks is not None)
 
 
 def parse_inputs(value: Any) -> list[str | list[int]]:

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from thrifty.sandbox.catalog import encoding_name, is_reasoning_model
+from thrifty.sandbox.errors import ApiError
 from thrifty.sandbox.openai_prompt import chat_prompt_tokens, responses_messages
 from thrifty.sandbox.output import Output, plan_output
 from thrifty.sandbox.params import (
@@ -21,6 +22,8 @@ from thrifty.sandbox.params import (
     require_present,
     served_service_tier,
 )
+from thrifty.sandbox.prompt_cache import OpenAIPromptCache
+from thrifty.sandbox.settings import SandboxSettings
 from thrifty.sandbox.state import Admission, admit, check_flex_capacity, check_model
 from thrifty.sandbox.wire import EventStream, json_response, read_json_object, sse_event
 
@@ -54,15 +57,7 @@ async def create_response(request: Request) -> Response:
     check_model(admission, ask.model)
     check_flex_capacity(request, admission, ask.service_tier)
 
-    settings = admission.settings
-    encoding = encoding_name(ask.model, "openai")
-    prompt = chat_prompt_tokens(ask.messages, encoding)
-    cached = admission.state.openai_cache.cached_tokens(ask.model, prompt)
-    share = settings.reasoning_share if is_reasoning_model(ask.model) else 0.0
-    output = plan_output(encoding, ask.limit, settings.default_max_tokens, share)
-    usage = responses_usage(len(prompt), cached, output)
-    ids = _ItemIds.new(reasoning=is_reasoning_model(ask.model))
-
+    output, usage, ids = _plan(ask, admission.settings, admission.state.openai_cache)
     if ask.stream:
         return EventStream(
             _response_events(ask, output, usage, ids, admission),
@@ -72,6 +67,29 @@ async def create_response(request: Request) -> Response:
     await admission.pacing.wait_whole_output(output.tokens)
     body = _response_object(ask, ids, _output_items(ids, output.text), usage, "completed")
     return json_response(body, admission.headers, admission.disconnect_after_chunks is not None)
+
+
+def batch_response(
+    body: Mapping[str, Any], settings: SandboxSettings, cache: OpenAIPromptCache
+) -> dict[str, Any]:
+    """Return the ``response`` a batch request gets; raise ApiError as the endpoint does."""
+    ask = parse_responses_request(body)
+    if ask.stream:
+        raise ApiError(400, "Batch requests cannot stream; remove 'stream'.", param="stream")
+    output, usage, ids = _plan(ask, settings, cache)
+    return _response_object(ask, ids, _output_items(ids, output.text), usage, "completed")
+
+
+def _plan(
+    ask: ResponsesRequest, settings: SandboxSettings, cache: OpenAIPromptCache
+) -> tuple[Output, dict[str, Any], _ItemIds]:
+    encoding = encoding_name(ask.model, "openai")
+    prompt = chat_prompt_tokens(ask.messages, encoding)
+    cached = cache.cached_tokens(ask.model, prompt)
+    share = settings.reasoning_share if is_reasoning_model(ask.model) else 0.0
+    output = plan_output(encoding, ask.limit, settings.default_max_tokens, share)
+    usage = responses_usage(len(prompt), cached, output)
+    return output, usage, _ItemIds.new(reasoning=is_reasoning_model(ask.model))
 
 
 def responses_usage(input_tokens: int, cached_tokens: int, output: Output) -> dict[str, Any]:

@@ -39,6 +39,20 @@ class SandboxSettings:
     # Reject model names the sandbox does not list with 404 model_not_found
     # instead of serving them.
     reject_unknown_models: bool = False
+    # File and message batches. A new batch is "validating" for
+    # ``batch_validating_s`` seconds, then processes
+    # ``batch_requests_per_second`` requests a second (0 processes them all at
+    # once), then is "finalizing" for ``batch_finalizing_s`` seconds. Requests
+    # still unprocessed ``batch_completion_window_s`` seconds after creation
+    # expire, as they do after 24 hours at the providers.
+    batch_validating_s: float = 0.0
+    batch_requests_per_second: float = 0.0
+    batch_finalizing_s: float = 0.0
+    batch_completion_window_s: float = 86_400.0
+    # Shares of batch requests that expire, or fail with a retryable server
+    # error, drawn per batch from a generator seeded with ``seed``.
+    batch_expiry_rate: float = 0.0
+    batch_failure_rate: float = 0.0
     clock: Callable[[], float] = field(default=time.monotonic)
 
     def __post_init__(self) -> None:
@@ -50,6 +64,12 @@ class SandboxSettings:
         _check_at_least("openai_cache_ttl_s", self.openai_cache_ttl_s, 0)
         _check_share("reasoning_share", self.reasoning_share)
         _check_share("flex_rejection_rate", self.flex_rejection_rate)
+        _check_at_least("batch_validating_s", self.batch_validating_s, 0)
+        _check_at_least("batch_requests_per_second", self.batch_requests_per_second, 0)
+        _check_at_least("batch_finalizing_s", self.batch_finalizing_s, 0)
+        _check_at_least("batch_completion_window_s", self.batch_completion_window_s, 0)
+        _check_share("batch_expiry_rate", self.batch_expiry_rate)
+        _check_share("batch_failure_rate", self.batch_failure_rate)
 
 
 def _check_at_least(name: str, value: float, minimum: float) -> None:

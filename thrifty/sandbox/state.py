@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from thrifty.sandbox.batches import BatchRegistry
 from thrifty.sandbox.catalog import find_model
 from thrifty.sandbox.controls import (
     FAULT_HEADER,
@@ -27,12 +28,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class SandboxState:
-    """Settings and the mutable parts of one sandbox app: caches and the flex draw."""
+    """Settings and the mutable parts of one sandbox app: caches, the flex draw, batches."""
 
     settings: SandboxSettings
     openai_cache: OpenAIPromptCache = field(init=False)
     anthropic_cache: AnthropicPromptCache = field(init=False)
     flex_draws: random.Random = field(init=False)
+    batches: BatchRegistry = field(default_factory=BatchRegistry)
 
     def __post_init__(self) -> None:
         settings = self.settings

@@ -166,8 +166,8 @@ def test_disconnect_cuts_an_anthropic_stream(claude: anthropic.Anthropic) -> Non
         stream=True,
         extra_headers=fault("disconnect_after_chunks=2"),
     )
-    # The anthropic SDK lets the transport error through unwrapped.
-    with pytest.raises(httpx2.RemoteProtocolError):
+    # anthropic 2.16 lets the transport error through unwrapped; 2.17 wraps it.
+    with pytest.raises((httpx2.RemoteProtocolError, anthropic.APIConnectionError)):
         collect(stream, received)
     assert [event.type for event in received] == ["message_start", "content_block_start"]
 

@@ -1,7 +1,7 @@
 """Gateway overhead: latency through Thrifty minus latency straight to the sandbox.
 
-Starts the sandbox and the gateway as separate processes (the gateway with
-its SQLite ledger and spool on, as in production), then sends the same
+Starts the sandbox and the gateway as separate processes, the gateway with
+its SQLite ledger and spool on as in production. Then sends the same
 non-streamed chat completion at a fixed open-loop rate, first straight to the
 sandbox and then through the gateway. It prints latency percentiles of both,
 their difference, and the gateway's own X-Thrifty-Overhead-Ms header.
@@ -68,7 +68,7 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
             with urllib.request.urlopen(url, timeout=1):
                 return
         except urllib.error.HTTPError:
-            return  # it answered, so it is up
+            return  # an HTTP error status still means the server is up
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"{url} did not become healthy within 30 s")

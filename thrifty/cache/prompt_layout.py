@@ -265,7 +265,8 @@ def _count(value: Any, model: str) -> int:
 
 def prompt_cache_key(source: str, feature: str | None, session: str | None) -> str | None:
     """Return the ``prompt_cache_key`` for a request, or None when its source is unknown."""
-    value = feature if source == "feature" else session if source == "session" else None
+    values = {"feature": feature, "session": session}
+    value = values.get(source)
     if not value:
         return None
     key = f"thrifty-{source}:{value}"

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from thrifty.ledger.record import RequestRecord
-from thrifty.ledger.serialize import to_nanousd
+from thrifty.ledger.serialize import details_json_default, to_nanousd
 
 _JSON_FIELDS = ("cost_breakdown", "tags", "details")
 
@@ -23,7 +23,7 @@ def record_to_row(record: RequestRecord) -> dict[str, Any]:
         {token_class: format(amount, "f") for token_class, amount in record.cost_breakdown.items()}
     ).decode()
     row["tags"] = orjson.dumps(record.tags).decode()
-    row["details"] = orjson.dumps(record.details, default=_json_default).decode()
+    row["details"] = orjson.dumps(record.details, default=details_json_default).decode()
     return row
 
 
@@ -45,13 +45,6 @@ def row_to_record(row: Mapping[Any, Any]) -> RequestRecord:
     values["tags"] = orjson.loads(row["tags"])
     values["details"] = orjson.loads(row["details"])
     return RequestRecord(**values)
-
-
-def _json_default(value: object) -> str:
-    """Write a Decimal in ``details`` as its exact decimal string."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _record_columns() -> list[str]:

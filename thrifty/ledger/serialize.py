@@ -114,7 +114,7 @@ def record_to_dict(record: RequestRecord) -> dict[str, Any]:
         token_class: format(amount, "f") for token_class, amount in record.cost_breakdown.items()
     }
     data["tags"] = dict(record.tags)
-    data["details"] = orjson.loads(orjson.dumps(record.details, default=_json_default))
+    data["details"] = orjson.loads(orjson.dumps(record.details, default=details_json_default))
     return data
 
 
@@ -157,7 +157,7 @@ def decode_record(line: bytes) -> RequestRecord:
     return record_from_dict(data)
 
 
-def _json_default(value: object) -> str:
+def details_json_default(value: object) -> str:
     """Write a Decimal in ``details`` as its exact decimal string."""
     if isinstance(value, Decimal):
         return format(value, "f")

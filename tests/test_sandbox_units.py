@@ -12,7 +12,7 @@ from thrifty.sandbox.controls import Fault, parse_fault, parse_pacing
 from thrifty.sandbox.errors import ApiError
 from thrifty.sandbox.filler import FILLER_PASSAGE, chunk_token_counts, filler_chunks, filler_text
 from thrifty.sandbox.openai_prompt import chat_prompt_tokens
-from thrifty.sandbox.output import plan_output
+from thrifty.sandbox.output import MAX_OUTPUT_TOKENS, plan_output
 from thrifty.sandbox.prompt_cache import (
     ANTHROPIC_TTL_1H_S,
     ANTHROPIC_TTL_5M_S,
@@ -264,3 +264,11 @@ def test_prompt_blocks_reject_empty_messages() -> None:
         prompt_blocks({"messages": []})
     assert caught.value.status == 400
     assert "messages" in caught.value.message
+
+
+def test_output_limit_above_maximum_rejected() -> None:
+    with pytest.raises(ApiError) as raised:
+        plan_output("o200k_base", MAX_OUTPUT_TOKENS + 1, 16, 0.0)
+
+    assert raised.value.status == 400
+    assert plan_output("o200k_base", MAX_OUTPUT_TOKENS, 16, 0.0).tokens == MAX_OUTPUT_TOKENS

@@ -16,6 +16,8 @@ A minimal file names the providers the gateway forwards to::
     gateway:
       max_body_bytes: 20971520
       upstream_timeout_s: 600
+      spool_full: reject        # or fail_open: serve requests whose records
+                                # are kept in memory only
     ledger:
       url: sqlite:///.thrifty/thrifty.db
 
@@ -39,7 +41,11 @@ import yaml
 
 from thrifty.errors import ConfigError
 
-ProviderKind = Literal["openai", "anthropic"]
+# The API a provider speaks. Gemini is an upstream only: the gateway serves
+# OpenAI chat completions from it by translation, and no endpoint speaks it.
+ProviderKind = Literal["openai", "anthropic", "gemini"]
+_PROVIDER_KINDS = ("openai", "anthropic", "gemini")
+SpoolFullPolicy = Literal["reject", "fail_open"]
 
 DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024
 DEFAULT_STATE_DIR = Path(".thrifty")
@@ -68,6 +74,7 @@ _GATEWAY_KEYS = {
     "connect_retries",
     "spool_dir",
     "spool_fsync",
+    "spool_full",
 }
 
 
@@ -110,6 +117,9 @@ class GatewayConfig:
     db_url: str
     spool_dir: Path = DEFAULT_STATE_DIR / "spool"
     spool_fsync: bool = False
+    # What metered requests get while the spool cannot be written (a full disk):
+    # a 503 (reject), or served with records kept in memory only (fail_open).
+    spool_full: SpoolFullPolicy = "reject"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     upstream_timeout_s: float = 600.0
     upstream_connect_timeout_s: float = 10.0
@@ -164,6 +174,7 @@ def load_config(path: Path | None, *, db_url: str | None = None) -> GatewayConfi
             _string(gateway.get("spool_dir"), "gateway.spool_dir", str(DEFAULT_STATE_DIR / "spool"))
         ),
         spool_fsync=_boolean(gateway.get("spool_fsync"), "gateway.spool_fsync", False),
+        spool_full=_spool_full_policy(gateway.get("spool_full")),
         max_body_bytes=_positive_int(
             gateway.get("max_body_bytes"), "gateway.max_body_bytes", DEFAULT_MAX_BODY_BYTES
         ),
@@ -202,6 +213,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from exc
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -217,9 +232,9 @@ def _parse_providers(raw: object) -> dict[str, ProviderConfig]:
         where = f"providers.{name}"
         entry = _mapping(value, where)
         _reject_unknown(entry, _PROVIDER_KEYS, where)
-        kind = entry.get("kind", name if name in ("openai", "anthropic") else "openai")
-        if kind not in ("openai", "anthropic"):
-            raise ConfigError(f"{where}.kind is {kind!r}; use 'openai' or 'anthropic'")
+        kind = entry.get("kind", name if name in _PROVIDER_KINDS else "openai")
+        if kind not in _PROVIDER_KINDS:
+            raise ConfigError(f"{where}.kind is {kind!r}; use 'openai', 'anthropic' or 'gemini'")
         base_url = entry.get("base_url")
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise ConfigError(
@@ -280,6 +295,14 @@ def _positive_int(value: object, where: str, default: int, *, allow_zero: bool =
     if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
         raise ConfigError(f"{where} is {value!r}; it must be a whole number above zero")
     return value
+
+
+def _spool_full_policy(value: object) -> SpoolFullPolicy:
+    if value is None or value == "reject":
+        return "reject"
+    if value == "fail_open":
+        return "fail_open"
+    raise ConfigError(f"gateway.spool_full is {value!r}; use 'reject' or 'fail_open'")
 
 
 def _positive_float(value: object, where: str, default: float) -> float:

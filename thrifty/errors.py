@@ -14,6 +14,7 @@ Every error the package raises on purpose derives from ``ThriftyError``::
     ├── TraceError           a trace file row is malformed
     ├── UpstreamError        a provider could not be reached or timed out
     ├── RequestError         a client request the gateway rejects (carries the HTTP status)
+    ├── TranslationError     a provider response that cannot be written in the client's API format
     ├── CacheError           the response cache's storage or embedder failed
     ├── ControlError         an invalid key, budget, rate limit or cutoff, or a failed admin call
     ├── RoutingError         a routing data file, router file or model benchmark is invalid
@@ -81,6 +82,10 @@ class TraceError(ThriftyError):
     """A trace file row is malformed."""
 
 
+class GatewayStartError(ThriftyError):
+    """A gateway worker process failed while starting."""
+
+
 class UpstreamError(ThriftyError):
     """A provider could not be reached or did not answer in time."""
 
@@ -110,6 +115,10 @@ class RequestError(ThriftyError):
         self.message = message
         self.error_type = error_type
         self.param = param
+
+
+class TranslationError(ThriftyError):
+    """A provider's response that cannot be translated into the client's API format."""
 
 
 class PromptError(ThriftyError):

@@ -5,6 +5,13 @@ The JSON and CSV forms are a stable contract. JSON has ``requests``,
 only) and ``unpriced_requests`` at the top level, and a ``groups`` list with
 each group's dimension values beside the same fields. CSV has a header row
 and one row per group, or one row of totals without ``--by``.
+
+When the period has response cache lookups or embedding calls made for the
+cache, JSON and CSV also carry ``CACHE_FIELDS`` in the totals and each group:
+lookups, hits, hit rate, dollars saved, embedding cost and the net saving
+(saved minus embedding cost). Storage is not in the net saving, because the
+ledger records no storage cost; ``thrifty cache stats --usd-per-gb-month``
+estimates it.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -23,10 +30,21 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from thrifty.batch.savings import lever_savings, savings_json, savings_lines
 from thrifty.errors import LedgerError
-from thrifty.ledger import DIMENSIONS, Report, ReportQuery, Totals, default_db_url, open_ledger
+from thrifty.ledger import (
+    DIMENSIONS,
+    Ledger,
+    Report,
+    ReportQuery,
+    Totals,
+    default_db_url,
+    open_ledger,
+)
 from thrifty.ledger.database import normalize_url, safe_url, sqlite_path
+from thrifty.ledger.levers import levers_of, savings_json, savings_lines
+
+if TYPE_CHECKING:
+    from thrifty.routing.report import RouteReport
 
 TOTAL_FIELDS = (
     "requests",
@@ -38,6 +56,22 @@ TOTAL_FIELDS = (
     "reasoning_tokens",
     "cost_usd",
     "unpriced_requests",
+)
+CACHE_FIELDS = (
+    "cache_lookups",
+    "cache_hits",
+    "cache_semantic_hits",
+    "cache_misses",
+    "cache_hit_rate",
+    "cache_saved_usd",
+    "cache_unpriced_hits",
+    "cache_embedding_requests",
+    "cache_embedding_usd",
+    "cache_net_saving_usd",
+)
+CACHE_NET_NOTE = (
+    "Cache net = saved minus the cost of the cache's embedding calls; storage is not "
+    "included (thrifty cache stats --usd-per-gb-month estimates it)."
 )
 
 _RELATIVE_TIME = re.compile(r"(\d+)\s*([smhdw])")
@@ -125,19 +159,37 @@ def report(
     ledger = open_ledger(url)
     try:
         result = ledger.report(query)
-        savings = lever_savings(ledger, query)
+        routes = _route_savings(ledger, query)
     finally:
         ledger.close()
+    # The totals carry the Batch and Flex sums, read from the rollups.
+    savings = levers_of(result.totals)
 
     if output_format is OutputFormat.json:
         document = {**report_json(result, query), "savings": savings_json(savings)}
+        if routes is not None:
+            document["routes"] = routes.json
         sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
     elif output_format is OutputFormat.csv:
         _write_csv(result)
     else:
         print_table(result, query)
+        if has_cache(result.totals):
+            typer.echo(CACHE_NET_NOTE)
         for line in savings_lines(savings):
             typer.echo(line)
+        for line in [] if routes is None else routes.lines:
+            typer.echo(line)
+
+
+def _route_savings(ledger: Ledger, query: ReportQuery) -> RouteReport | None:
+    """Sum each route's cost against its strongest model, for a report ``--by route``."""
+    if "route" not in query.by:
+        return None
+    # Imported here: thrifty.routing loads the learned router's dependencies.
+    from thrifty.routing.report import route_report
+
+    return route_report(ledger, query)
 
 
 def parse_time(text: str, now: datetime, option: str) -> datetime:
@@ -182,53 +234,80 @@ def require_existing_sqlite(url: str) -> None:
 
 def report_json(result: Report, query: ReportQuery) -> dict[str, Any]:
     """Return the JSON form of a report: totals at the top level, then groups."""
+    cache = has_cache(result.totals)
     return {
         "by": result.columns,
         "since": None if query.since is None else query.since.isoformat(),
         "until": None if query.until is None else query.until.isoformat(),
-        **_totals_json(result.totals),
-        "groups": [{**group.values, **_totals_json(group.totals)} for group in result.groups],
+        **_totals_json(result.totals, cache=cache),
+        "groups": [
+            {**group.values, **_totals_json(group.totals, cache=cache)} for group in result.groups
+        ],
     }
 
 
-def _totals_json(totals: Totals) -> dict[str, Any]:
+def has_cache(totals: Totals) -> bool:
+    """Return whether the requests include response cache lookups or the cache's embedding calls."""
+    return totals.cache_lookups > 0 or totals.cache_embedding_requests > 0
+
+
+def _totals_json(totals: Totals, *, cache: bool = False) -> dict[str, Any]:
     values: dict[str, Any] = {name: getattr(totals, name) for name in TOTAL_FIELDS}
     values["cost_usd"] = format(totals.cost_usd, "f")
+    if cache:
+        values.update(cache_json(totals))
+    return values
+
+
+def cache_json(totals: Totals) -> dict[str, Any]:
+    """Return the ``CACHE_FIELDS`` of a Totals, money as exact decimal strings."""
+    values: dict[str, Any] = {name: getattr(totals, name) for name in CACHE_FIELDS}
+    for name in ("cache_saved_usd", "cache_embedding_usd", "cache_net_saving_usd"):
+        values[name] = format(values[name], "f")
     return values
 
 
 def _write_csv(result: Report) -> None:
+    cache = has_cache(result.totals)
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow([*result.columns, *TOTAL_FIELDS])
+    writer.writerow([*result.columns, *TOTAL_FIELDS, *(CACHE_FIELDS if cache else ())])
     if not result.columns:
-        writer.writerow(_totals_json(result.totals).values())
+        writer.writerow(_csv_cells(_totals_json(result.totals, cache=cache)))
         return
     for group in result.groups:
         values = ["" if value is None else value for value in group.values.values()]
-        writer.writerow([*values, *_totals_json(group.totals).values()])
+        writer.writerow([*values, *_csv_cells(_totals_json(group.totals, cache=cache))])
+
+
+def _csv_cells(values: dict[str, Any]) -> list[Any]:
+    return ["" if value is None else value for value in values.values()]
 
 
 def print_table(result: Report, query: ReportQuery, console: Console | None = None) -> None:
     """Print a report as a Rich table, costs rounded for reading.
 
     Count columns whose total is zero (no errors, no reasoning tokens...) are
-    left out so the table fits a terminal; JSON and CSV keep every field.
+    left out so the table fits a terminal; JSON and CSV keep every field. The
+    response cache's hit rate, saving and net saving are shown when the
+    requests include cache lookups or the cache's embedding calls.
     """
     table = Table(title="Thrifty report", caption=_period(query))
     for name in result.columns:
         table.add_column(name, no_wrap=True)
-    total_cells = _table_cells(result.totals)
+    cache = has_cache(result.totals)
+    headers = [*_CELL_HEADERS, *(_CACHE_HEADERS if cache else ())]
+    total_cells = _table_cells(result.totals, cache=cache)
     shown = [
         index
-        for index, (header, cell) in enumerate(zip(_CELL_HEADERS, total_cells, strict=True))
-        if header in _ALWAYS_SHOWN or cell not in ("0", "$0")
+        for index, (header, cell) in enumerate(zip(headers, total_cells, strict=True))
+        if header in _ALWAYS_SHOWN or header in _CACHE_HEADERS or cell not in ("0", "$0")
     ]
     for index in shown:
-        table.add_column(_CELL_HEADERS[index], justify="right", no_wrap=True)
+        table.add_column(headers[index], justify="right", no_wrap=True)
 
     for group in result.groups:
         labels = ["(none)" if value is None else value for value in group.values.values()]
-        cells = _table_cells(group.totals)
+        cells = _table_cells(group.totals, cache=cache)
         table.add_row(*labels, *[cells[index] for index in shown])
     if result.groups:
         table.add_section()
@@ -252,6 +331,7 @@ _CELL_HEADERS = (
     "Unpriced",
 )
 _ALWAYS_SHOWN = frozenset({"Requests", "Input", "Output", "Cost (USD)"})
+_CACHE_HEADERS = ("Cache hit rate", "Cache saved", "Cache net")
 
 
 def _console_for(table: Table) -> Console:
@@ -264,7 +344,7 @@ def _console_for(table: Table) -> Console:
     return console
 
 
-def _table_cells(totals: Totals) -> list[str]:
+def _table_cells(totals: Totals, *, cache: bool = False) -> list[str]:
     counts = (
         totals.requests,
         totals.errors,
@@ -275,12 +355,20 @@ def _table_cells(totals: Totals) -> list[str]:
         totals.reasoning_tokens,
     )
     cells = [f"{count:,}" for count in counts]
-    return [*cells, _display_usd(totals.cost_usd), f"{totals.unpriced_requests:,}"]
+    cells += [_display_usd(totals.cost_usd), f"{totals.unpriced_requests:,}"]
+    if cache:
+        rate = totals.cache_hit_rate
+        cells += [
+            "-" if rate is None else f"{rate:.1%}",
+            _display_usd(totals.cache_saved_usd),
+            _display_usd(totals.cache_net_saving_usd),
+        ]
+    return cells
 
 
 def _display_usd(amount: Decimal) -> str:
     """Round a cost for the table; the JSON and CSV forms keep every digit."""
-    if amount == 0 or amount >= Decimal("0.000001"):
+    if amount == 0 or abs(amount) >= Decimal("0.000001"):
         return f"{amount:,.6f}"
     return f"{amount:.3e}"
 

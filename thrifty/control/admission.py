@@ -65,7 +65,7 @@ class Ticket:
     """An admitted request: what it reserved, and what admission changed.
 
     ``counted`` is False when the counters were unreachable and the gateway
-    failed open, so there is nothing to settle. ``model`` and ``tier`` are
+    failed open, so the ticket has no reservation. ``model`` and ``tier`` are
     set when throttling moved the request; ``throttled`` lists each action.
     """
 
@@ -80,6 +80,10 @@ class Ticket:
     tier: str | None = None
     throttled: list[dict[str, Any]] = field(default_factory=list)
     settled: bool = False
+    # Cost and tokens of the request's earlier upstream calls (Flex rejections,
+    # routing attempts), settled together with its final record.
+    prior_cost_usd: Decimal = Decimal(0)
+    prior_tokens: int = 0
 
     def details(self) -> dict[str, Any]:
         """Return the annotations recorded on the request under ``details["control"]``."""

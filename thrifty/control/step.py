@@ -11,6 +11,7 @@ on the request and settles the reservation with the recorded cost.
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 from typing import Any
 
 from starlette.requests import Request
@@ -24,6 +25,7 @@ from thrifty.gateway.metering import Call
 from thrifty.gateway.pipeline import Reply
 from thrifty.gateway.upstream import resolve_target
 from thrifty.ledger.record import RequestRecord
+from thrifty.pricing.rates import EXACT
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +92,18 @@ class AdmissionStep:
         record.key_id = ticket.principal.key_id
         record.details[TICKET] = ticket.details()
         tokens = record.input_tokens + record.output_tokens
-        self.plane.settle_later(ticket, record.cost_usd, tokens)
+        if record.request_id != ticket.request_id:
+            # An earlier upstream call of this request (a Flex rejection or a
+            # routing attempt): its cost counts when the final record settles.
+            if record.cost_usd is not None:
+                ticket.prior_cost_usd = EXACT.add(ticket.prior_cost_usd, record.cost_usd)
+            ticket.prior_tokens += tokens
+            return
+        cost = record.cost_usd
+        if ticket.prior_cost_usd or ticket.prior_tokens:
+            cost = EXACT.add(cost or Decimal(0), ticket.prior_cost_usd)
+            tokens += ticket.prior_tokens
+        self.plane.settle_later(ticket, cost, tokens)
 
     def _throttled_body(self, call: Call, body: dict[str, Any], ticket: Ticket) -> dict[str, Any]:
         if ticket.model is None and ticket.tier is None:

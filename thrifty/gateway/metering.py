@@ -18,6 +18,8 @@ from thrifty.pricing.engine import CostEngine
 from thrifty.pricing.repricing import pricing_details
 from thrifty.pricing.tiers import SERVICE_TIERS
 from thrifty.tokens import count_chat_messages, count_text, message_text
+from thrifty.translation import Translation
+from thrifty.translation import details as translation_details
 from thrifty.usage import Usage
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,8 @@ class Call:
     upstream_s: float = 0.0
     first_token_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Set when the target provider speaks another API than the endpoint's.
+    translation: Translation | None = None
 
 
 def normalize_tier(tier: object) -> str | None:
@@ -140,6 +144,8 @@ def _initial_details(call: Call) -> dict[str, Any]:
     pricing = call.extra.get("pricing")
     if pricing:
         details["pricing"] = pricing
+    if call.translation is not None:
+        details["translation"] = translation_details(call.translation)
     return details
 
 

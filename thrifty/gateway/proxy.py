@@ -9,8 +9,8 @@ a whole response can rely on its record surviving a crash.
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -24,6 +24,7 @@ from starlette.responses import Response
 from thrifty.config import GatewayConfig
 from thrifty.errors import RequestError, UpstreamError, UsageError
 from thrifty.gateway.attribution import attribute
+from thrifty.gateway.body_limits import check_json_depth
 from thrifty.gateway.endpoints import CHAT_COMPLETIONS, Endpoint
 from thrifty.gateway.error_responses import error_response
 from thrifty.gateway.fingerprint import request_facts
@@ -38,6 +39,7 @@ from thrifty.gateway.metering import (
 )
 from thrifty.gateway.pipeline import Step, run_finish, run_prepare
 from thrifty.gateway.streaming import StreamProxy
+from thrifty.gateway.translating import metered_endpoint, translate_request, translated_response
 from thrifty.gateway.upstream import (
     DROPPED_RESPONSE_HEADERS,
     UpstreamClient,
@@ -88,12 +90,17 @@ class Gateway:
                 return reply.response
             call.extra["body"] = body
             call.extra["request_facts"] = request_facts(body)
-            payload = self._forwarded_body(call, body, raw, changed=body is not original)
-            headers = upstream_headers(call.target.provider, request.headers)
-        except RequestError as exc:
-            return error_response(endpoint.kind, exc.status, exc.message, param=exc.param)
-        except UpstreamError as exc:  # a provider key that is not set
-            return error_response(endpoint.kind, 500, str(exc), error_type="server_error")
+            if "routing" in call.extra:  # the routing step's decision: try its candidates
+                from thrifty.gateway.attempts import serve_route
+
+                return await serve_route(self, call, request, raw)
+            if call.target.provider.kind == endpoint.kind:
+                payload = self._forwarded_body(call, body, raw, changed=body is not original)
+                headers = upstream_headers(call.target.provider, request.headers)
+            else:
+                payload, headers = translate_request(call, body, request.headers)
+        except (RequestError, UpstreamError) as exc:
+            return _early_error(endpoint, exc)
 
         try:
             upstream = await self.send_upstream(call, payload, headers)
@@ -101,10 +108,13 @@ class Gateway:
             return self._upstream_failed(call, exc)
 
         if call.streamed and upstream.status == 200 and _is_event_stream(upstream):
-            call.extra["body"] = body
-            headers = {**response_headers(upstream), **call.extra.get("response_headers", {})}
-            return StreamProxy(self, call, upstream, headers)
-        return await self._finish_buffered(call, upstream)
+            return self.stream_response(call, upstream)
+        return await self.finish_buffered(call, upstream)
+
+    def stream_response(self, call: Call, upstream: aiohttp.ClientResponse) -> StreamProxy:
+        """Return the response that pumps an upstream event stream to the client."""
+        headers = {**response_headers(upstream), **call.extra.get("response_headers", {})}
+        return StreamProxy(self, call, upstream, headers)
 
     async def send_upstream(
         self, call: Call, payload: bytes, headers: dict[str, str]
@@ -118,9 +128,8 @@ class Gateway:
         flex = call.extra.get("flex")
         if isinstance(flex, FlexPlan):
             return await send_flex(self, call, payload, headers, flex)
-        return await self.client.send(
-            "POST", call.target.provider, call.endpoint.path, payload, headers
-        )
+        path = call.endpoint.path if call.translation is None else call.translation.path
+        return await self.client.send("POST", call.target.provider, path, payload, headers)
 
     async def _read_body(
         self, request: Request, endpoint: Endpoint
@@ -159,7 +168,8 @@ class Gateway:
             raise RequestError(400, f"'stream' is {stream!r}; use true or false", param="stream")
         tier = body.get("service_tier")
         return Call(
-            request_id=f"req_{uuid.uuid4().hex}",
+            # 128 random bits as 32 hex digits, the length of a uuid4 hex, made more cheaply.
+            request_id=f"req_{os.urandom(16).hex()}",
             endpoint=endpoint,
             target=resolve_target(self.config, endpoint.kind, model),
             attribution=attribute(request.headers, body),
@@ -191,7 +201,8 @@ class Gateway:
             changed = True
         return orjson.dumps(body) if changed else raw
 
-    async def _finish_buffered(self, call: Call, upstream: aiohttp.ClientResponse) -> Response:
+    async def finish_buffered(self, call: Call, upstream: aiohttp.ClientResponse) -> Response:
+        """Read, meter, record and return a whole response (read again from aiohttp's buffer)."""
         try:
             content = await upstream.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -206,13 +217,18 @@ class Gateway:
         if upstream.status == 200 and _loads_or_none(content) is None:
             return self._invalid_json(call)
         record = self.meter_buffered(call, upstream.status, content)
-        self.submit(call, record, content if upstream.status == 200 else None)
+        status = upstream.status
+        if call.translation is not None:
+            status, content = translated_response(call, status, content)
+            if status != upstream.status:
+                record.error_type = "translation_failed"
+        self.submit(call, record, content if status == 200 else None)
         headers.update(thrifty_headers(record))
         headers.update(call.extra.get("response_headers", {}))
         headers["x-thrifty-overhead-ms"] = _overhead_ms(call)
         return Response(
             content,
-            status_code=upstream.status,
+            status_code=status,
             headers=headers,
             media_type=upstream.headers.get("content-type", "application/json"),
         )
@@ -223,15 +239,16 @@ class Gateway:
         mapping = body if isinstance(body, dict) else {}
         usage = Usage()
         error_type: str | None = None
+        endpoint = call.endpoint.name if call.translation is None else metered_endpoint(call)
         if status == 200:
             try:
-                usage = usage_from_response(call.endpoint.name, mapping)
+                usage = usage_from_response(endpoint, mapping)
             except UsageError as exc:
                 logger.warning("request %s: provider usage is invalid: %s", call.request_id, exc)
                 error_type = "invalid_usage"
         else:
             error_type = error_type_of(body) or f"http_{status}"
-        served = served_from_response(call.endpoint.name, mapping)
+        served = served_from_response(endpoint, mapping)
         model_served = served.model
         tier = normalize_tier(served.service_tier)
         cost = price_call(
@@ -250,25 +267,31 @@ class Gateway:
             error_type=error_type,
         )
 
+    def buffered_response(
+        self,
+        call: Call,
+        upstream: aiohttp.ClientResponse,
+        content: bytes,
+        record: RequestRecord,
+        *,
+        media_type: str,
+    ) -> Response:
+        """Return ``content`` with the provider's headers and those of its submitted record."""
+        headers = response_headers(upstream)
+        headers.update(thrifty_headers(record))
+        headers.update(call.extra.get("response_headers", {}))
+        headers["x-thrifty-overhead-ms"] = _overhead_ms(call)
+        return Response(
+            content, status_code=upstream.status, headers=headers, media_type=media_type
+        )
+
     def _invalid_json(self, call: Call) -> Response:
         """Answer 502 for a success response whose body is not JSON, and record the call.
 
         The provider may have billed it, so the record keeps the input counted
         offline, flagged as estimated, and stays unpriced rather than $0.
         """
-        usage = Usage(input_tokens=estimate_input_tokens(call), estimated=True)
-        cost = price_call(self.engine, call, call.target.model, usage, None)
-        record = build_record(
-            call,
-            status=502,
-            usage=usage,
-            cost=_unpriced(cost, "the provider's response body is not valid JSON"),
-            model_served=None,
-            tier_served=None,
-            ended=time.perf_counter(),
-            error_type="upstream_invalid_json",
-        )
-        self.submit(call, record)
+        self.submit(call, self.invalid_json_record(call))
         logger.warning("request %s: upstream returned a body that is not JSON", call.request_id)
         return error_response(
             call.endpoint.kind,
@@ -278,13 +301,28 @@ class Gateway:
             headers={"x-thrifty-request-id": call.request_id},
         )
 
-    def _upstream_failed(self, call: Call, exc: UpstreamError) -> Response:
-        status = 504 if exc.timed_out else 502
+    def invalid_json_record(self, call: Call) -> RequestRecord:
+        """Build the record of a success response whose body is not JSON."""
+        usage = Usage(input_tokens=estimate_input_tokens(call), estimated=True)
+        cost = price_call(self.engine, call, call.target.model, usage, None)
+        return build_record(
+            call,
+            status=502,
+            usage=usage,
+            cost=_unpriced(cost, "the provider's response body is not valid JSON"),
+            model_served=None,
+            tier_served=None,
+            ended=time.perf_counter(),
+            error_type="upstream_invalid_json",
+        )
+
+    def upstream_failed_record(self, call: Call, exc: UpstreamError) -> RequestRecord:
+        """Build the record of a call that got no response: it timed out or could not connect."""
         call.upstream_s = time.perf_counter() - call.upstream_started
         cost = price_call(self.engine, call, call.target.model, Usage(), None)
-        record = build_record(
+        return build_record(
             call,
-            status=status,
+            status=504 if exc.timed_out else 502,
             usage=Usage(),
             cost=cost,
             model_served=None,
@@ -292,7 +330,10 @@ class Gateway:
             ended=time.perf_counter(),
             error_type="upstream_timeout" if exc.timed_out else "upstream_unreachable",
         )
-        self.submit(call, record)
+
+    def _upstream_failed(self, call: Call, exc: UpstreamError) -> Response:
+        status = 504 if exc.timed_out else 502
+        self.submit(call, self.upstream_failed_record(call, exc))
         logger.warning("request %s: %s", call.request_id, exc)
         return error_response(
             call.endpoint.kind,
@@ -301,6 +342,14 @@ class Gateway:
             error_type="server_error",
             headers={"x-thrifty-request-id": call.request_id},
         )
+
+
+def _early_error(endpoint: Endpoint, exc: RequestError | UpstreamError) -> Response:
+    """Return the error response of a request rejected before any upstream call."""
+    if isinstance(exc, RequestError):
+        return error_response(endpoint.kind, exc.status, exc.message, param=exc.param)
+    # An UpstreamError here is a provider key that is not set.
+    return error_response(endpoint.kind, 500, str(exc), error_type="server_error")
 
 
 def response_headers(upstream: aiohttp.ClientResponse) -> dict[str, str]:
@@ -357,6 +406,7 @@ def _parse_json_object(raw: bytes) -> dict[str, Any]:
         raise RequestError(
             400, f"the request body is a JSON {type(body).__name__}; send a JSON object"
         )
+    check_json_depth(body)
     return body
 
 

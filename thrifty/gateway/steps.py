@@ -7,18 +7,19 @@ from dataclasses import dataclass
 from thrifty.config import GatewayConfig
 from thrifty.gateway.pipeline import Step
 from thrifty.gateway.upstream import UpstreamClient
-from thrifty.ledger import Ledger
+from thrifty.ledger import Ledger, RecordWriter
 from thrifty.pricing.engine import CostEngine
 
 
 @dataclass(frozen=True, slots=True)
 class Resources:
-    """What a step may use: the ledger, the cost engine and the upstream client."""
+    """What a step may use: the ledger, the cost engine, the upstream client and the writer."""
 
     config: GatewayConfig
     ledger: Ledger
     engine: CostEngine
     client: UpstreamClient
+    writer: RecordWriter | None = None
 
 
 def build_steps(resources: Resources) -> list[Step]:
@@ -37,6 +38,10 @@ def build_steps(resources: Resources) -> list[Step]:
     admission = admission_step(resources)
     if admission is not None:
         steps.append(admission)
+        # The advisor's periodic anomaly and forecast check, alerting through the same sinks.
+        from thrifty.advisor.watch import advisor_alert_step
+
+        steps.append(advisor_alert_step(resources.ledger, admission.plane))
 
     # Cache lookup: the response cache, then provider prompt caching.
     if "cache" in resources.config.sections:
@@ -56,7 +61,7 @@ def build_steps(resources: Resources) -> list[Step]:
     if routing is not None:
         from thrifty.routing.step import RoutingStep
 
-        steps.append(RoutingStep(routing, resources.config))
+        steps.append(RoutingStep(routing, resources.config, resources.engine))
 
     # Tier choice: Flex for the requests that set it or that a flex: rule
     # sends there, with retries and a fallback. Without a flex: section the

@@ -7,6 +7,10 @@ behalf is removed, and the terminal event (``[DONE]``, ``message_stop``,
 the writer. A client that disconnects, or a provider that stops mid-stream,
 still yields one record; its output is counted from the text generated so
 far and flagged as estimated.
+
+A call with a translation (``call.translation``) is metered from the
+provider's native events, and the client receives the translator's events
+in its own format instead; the closing ones are held the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -34,13 +38,13 @@ from thrifty.gateway.metering import (
     price_call,
 )
 from thrifty.gateway.sse import Event, EventSplitter
+from thrifty.gateway.translating import metered_endpoint
 from thrifty.ledger.record import RequestRecord
+from thrifty.pricing.engine import CostEngine
 from thrifty.tokens import count_text
+from thrifty.translation import StreamTranslator
 from thrifty.usage import Usage
 from thrifty.usage.stream import StreamUsageTracker, tracker_for
-
-if TYPE_CHECKING:
-    from thrifty.gateway.proxy import Gateway
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,15 @@ logger = logging.getLogger(__name__)
 # (every upstream event, the removed usage chunk included) as ``content`` in
 # ``finish``, when the stream completed.
 CAPTURE_STREAM = "capture_stream"
+
+
+class RecordSink(Protocol):
+    """The receiver of a stream's record: the gateway, or a holder that submits it later."""
+
+    engine: CostEngine
+
+    def submit(self, call: Call, record: RequestRecord, content: bytes | None = None) -> None: ...
+
 
 _TERMINAL_EVENT_NAMES = frozenset(
     {"message_stop", "response.completed", "response.incomplete", "response.failed"}
@@ -59,7 +72,7 @@ class StreamProxy(Response):
 
     def __init__(
         self,
-        gateway: Gateway,
+        gateway: RecordSink,
         call: Call,
         upstream: aiohttp.ClientResponse,
         headers: dict[str, str],
@@ -70,7 +83,11 @@ class StreamProxy(Response):
         self.gateway = gateway
         self.call = call
         self.upstream = upstream
-        self.tracker: StreamUsageTracker = tracker_for(call.endpoint.name)
+        self.tracker: StreamUsageTracker = tracker_for(
+            call.endpoint.name if call.translation is None else metered_endpoint(call)
+        )
+        # Turns the provider's events into the client's format, when they differ.
+        self.translator = None if call.translation is None else call.translation.stream()
         self.completed = False
         self.client_gone = False
         self.stream_error: str | None = None
@@ -142,6 +159,8 @@ class StreamProxy(Response):
 
     def _accept(self, event: Event, held: list[bytes]) -> bytes | None:
         """Meter one event; return the bytes to forward now, or None."""
+        if self.translator is not None:
+            return self._accept_translated(event, held, self.translator)
         if self.captured is not None:
             self.captured.append(event.raw)
         if event.data == b"[DONE]" or event.name in _TERMINAL_EVENT_NAMES:
@@ -152,6 +171,30 @@ class StreamProxy(Response):
         if self.call.extra.get("strip_usage_chunk") and _is_usage_only_chunk(payload):
             return None
         return event.raw
+
+    def _accept_translated(
+        self, event: Event, held: list[bytes], translator: StreamTranslator
+    ) -> bytes | None:
+        """Meter one native event; return the client's events to forward now, or None.
+
+        The client's closing events are held, as a native terminal event is.
+        """
+        payload = self._feed(event)
+        if held:
+            # The client's stream has been closed; later events are metered only.
+            return None
+        out = translator.feed(payload) if isinstance(payload, Mapping) else []
+        terminal = (
+            event.data == b"[DONE]" or event.name in _TERMINAL_EVENT_NAMES or translator.finished
+        )
+        if terminal:
+            out += translator.finish()
+        if self.captured is not None:
+            self.captured.extend(out)
+        if terminal:
+            held.extend(out)
+            return None
+        return b"".join(out) or None
 
     def _feed(self, event: Event) -> Any:
         if not event.data or event.data == b"[DONE]":

@@ -33,7 +33,7 @@ _DROPPED_REQUEST_HEADERS = frozenset(
         "accept-encoding",
     }
 )
-_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
+_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
 
 # Response headers that belong to the upstream connection, not the response.
 DROPPED_RESPONSE_HEADERS = frozenset(
@@ -61,11 +61,16 @@ class Target:
 
 
 def resolve_target(config: GatewayConfig, kind: ProviderKind, model: str) -> Target:
-    """Pick the provider for a model: a ``provider/`` prefix, else the kind's default."""
+    """Pick the provider for a model: a ``provider/`` prefix, else the kind's default.
+
+    The prefix may name a provider of another API kind than the endpoint's
+    (``anthropic/claude-haiku-4-5`` on ``/v1/chat/completions``); the gateway
+    then translates the request (``thrifty.gateway.translating``).
+    """
     prefix, sep, rest = model.partition("/")
     if sep and rest:
         provider = config.providers.get(prefix)
-        if provider is not None and provider.kind == kind:
+        if provider is not None:
             return Target(provider, rest, renamed=True)
     return Target(config.provider_for_kind(kind), model, renamed=False)
 
@@ -88,6 +93,9 @@ def upstream_headers(provider: ProviderConfig, incoming: Mapping[str, str]) -> d
         headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
         if key is not None:
             headers["x-api-key"] = key
+    elif provider.kind == "gemini":
+        if key is not None:
+            headers["x-goog-api-key"] = key
     elif key is not None:
         headers["authorization"] = f"Bearer {key}"
     return headers

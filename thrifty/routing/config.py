@@ -17,6 +17,8 @@ calls the route named by ``default`` (or the route named ``auto``)::
           otherwise: gpt-4o-mini               # default: the strongest model
           fallbacks: [anthropic/claude-haiku-4-5]
           budget_downgrade: {above: 0.9, model: gpt-4o-mini}
+          retry_after_max_s: 2                 # retry the same model after a 429 or 503
+                                               # whose Retry-After is at most 2 s
         qa:
           models: [gpt-4o-mini, gpt-4o]
           policy: learned
@@ -61,6 +63,7 @@ _ROUTE_KEYS = {
     "otherwise",
     "fallbacks",
     "budget_downgrade",
+    "retry_after_max_s",
     "router_file",
     "weak",
     "strong",
@@ -142,6 +145,7 @@ def _route(name: str, raw: object) -> Router:
         policy,
         fallbacks=None if fallbacks is None else _models(fallbacks, f"{where}.fallbacks"),
         budget_downgrade=_budget_downgrade(entry.get("budget_downgrade"), where),
+        retry_after_max_s=_seconds(entry.get("retry_after_max_s"), f"{where}.retry_after_max_s"),
     )
 
 
@@ -300,6 +304,14 @@ def _count(value: object, where: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(f"{where} is {value!r}; it must be a whole number of tokens, 0 or more")
     return value
+
+
+def _seconds(value: object, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{where} is {value!r}; give a number of seconds, 0 or more")
+    return float(value)
 
 
 def _flag(value: object, where: str) -> bool | None:

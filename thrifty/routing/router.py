@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from thrifty.routing.checks import AnswerChecks, CheckFailure, answer_of
+from thrifty.routing.checks import Answer, AnswerChecks, CheckFailure, answer_of
 from thrifty.routing.learned import LearnedRouter
 from thrifty.routing.request_view import RequestView
 from thrifty.routing.rules import AttributionLike, RequestFacts, Rule, first_match
@@ -118,12 +118,16 @@ class Router:
         *,
         fallbacks: tuple[str, ...] | None = None,
         budget_downgrade: BudgetDowngrade | None = None,
+        retry_after_max_s: float | None = None,
     ) -> None:
         self.name = name
         self.models = models
         self.policy = policy
         self.configured_fallbacks = fallbacks
         self.budget_downgrade = budget_downgrade
+        # A 429 or 503 whose Retry-After is at most this many seconds is
+        # retried on the same model once, after that wait. None moves on at once.
+        self.retry_after_max_s = retry_after_max_s
 
     @property
     def strongest(self) -> str:
@@ -162,11 +166,12 @@ class Router:
         )
 
     def check_answer(
-        self, body: Mapping[str, Any], response: Mapping[str, Any]
+        self, body: Mapping[str, Any], response: Mapping[str, Any] | Answer
     ) -> CheckFailure | None:
-        """Run the cascade's checks on a response body; None means keep the answer."""
+        """Run the cascade's checks on a response body or an answer; None means keep it."""
         checks = self.policy.checks if isinstance(self.policy, CascadePolicy) else AnswerChecks()
-        return checks.first_failure(answer_of(response), body)
+        answer = response if isinstance(response, Answer) else answer_of(response)
+        return checks.first_failure(answer, body)
 
     def fallbacks_for(self, model: str) -> tuple[str, ...]:
         """Return the models to try, in order, when ``model`` fails.

@@ -18,10 +18,11 @@ from starlette.responses import Response
 from thrifty.sandbox.anthropic_prompt import ENCODING, input_tokens, prompt_blocks
 from thrifty.sandbox.catalog import anthropic_cache_minimum, find_model
 from thrifty.sandbox.errors import ApiError
-from thrifty.sandbox.output import Output, plan_output
+from thrifty.sandbox.output import Output, plan_output, with_answer
 from thrifty.sandbox.prompt_cache import AnthropicCacheUsage, AnthropicPromptCache
 from thrifty.sandbox.settings import SandboxSettings
 from thrifty.sandbox.state import Admission, admit, check_model
+from thrifty.sandbox.tool_calls import ToolCall, forced_anthropic_tool, split_json
 from thrifty.sandbox.wire import EventStream, json_response, read_json_object, sse_event
 
 
@@ -62,18 +63,33 @@ async def create_message(request: Request) -> Response:
         ask.model, blocks, anthropic_cache_minimum(ask.model)
     )
     usage = messages_usage(input_tokens(blocks), cache)
-    output = plan_output(ENCODING, ask.max_tokens, ask.max_tokens, 0.0)
+    output = with_answer(
+        plan_output(ENCODING, ask.max_tokens, ask.max_tokens, 0.0), admission.answer
+    )
     message_id = "msg_" + uuid.uuid4().hex
+    tool_call = forced_anthropic_tool(ask.body, ENCODING)
 
+    if ask.stream and tool_call is not None:
+        events = _tool_use_events(message_id, ask, tool_call, usage)
+        return EventStream(events, admission.headers, admission.disconnect_after_chunks)
     if ask.stream:
         events = _message_events(message_id, ask, output, usage, admission)
         return EventStream(events, admission.headers, admission.disconnect_after_chunks)
+    if tool_call is not None:
+        body = _message(
+            message_id,
+            ask.model,
+            [_tool_use_block(message_id, tool_call)],
+            "tool_use",
+            {**usage, "output_tokens": tool_call.tokens},
+        )
+        return json_response(body, admission.headers)
     await admission.pacing.wait_whole_output(output.tokens)
     body = _message(
         message_id,
         ask.model,
         [_text_block(output.text)],
-        "max_tokens",
+        _stop_reason(output),
         {**usage, "output_tokens": output.tokens},
     )
     return json_response(body, admission.headers, admission.disconnect_after_chunks is not None)
@@ -131,6 +147,39 @@ def _text_block(text: str) -> dict[str, Any]:
     return {"type": "text", "text": text}
 
 
+def _tool_use_block(message_id: str, call: ToolCall, *, streamed: bool = False) -> dict[str, Any]:
+    tool_id = "toolu_" + message_id.removeprefix("msg_")[:24]
+    arguments = {} if streamed else call.arguments
+    return {"type": "tool_use", "id": tool_id, "name": call.name, "input": arguments}
+
+
+async def _tool_use_events(
+    message_id: str, ask: MessagesRequest, call: ToolCall, usage: dict[str, Any]
+) -> AsyncIterator[bytes]:
+    """Yield a streamed tool call: one tool_use block whose input arrives as JSON deltas."""
+    start = _message(message_id, ask.model, [], None, {**usage, "output_tokens": 1})
+    yield sse_event("message_start", {"type": "message_start", "message": start})
+    block = _tool_use_block(message_id, call, streamed=True)
+    yield sse_event(
+        "content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}
+    )
+    for piece in split_json(call.arguments_json):
+        delta = {"type": "input_json_delta", "partial_json": piece}
+        yield sse_event(
+            "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
+        )
+    yield sse_event("content_block_stop", {"type": "content_block_stop", "index": 0})
+    final_usage = {
+        "input_tokens": usage["input_tokens"],
+        "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
+        "cache_read_input_tokens": usage["cache_read_input_tokens"],
+        "output_tokens": call.tokens,
+    }
+    stop = {"stop_reason": "tool_use", "stop_sequence": None}
+    yield sse_event("message_delta", {"type": "message_delta", "delta": stop, "usage": final_usage})
+    yield sse_event("message_stop", {"type": "message_stop"})
+
+
 def _message(
     message_id: str,
     model: str,
@@ -183,6 +232,10 @@ async def _message_events(
         "cache_read_input_tokens": usage["cache_read_input_tokens"],
         "output_tokens": output.tokens,
     }
-    stop = {"stop_reason": "max_tokens", "stop_sequence": None}
+    stop = {"stop_reason": _stop_reason(output), "stop_sequence": None}
     yield sse_event("message_delta", {"type": "message_delta", "delta": stop, "usage": final_usage})
     yield sse_event("message_stop", {"type": "message_stop"})
+
+
+def _stop_reason(output: Output) -> str:
+    return "max_tokens" if output.capped else "end_turn"

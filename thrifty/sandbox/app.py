@@ -1,4 +1,4 @@
-"""The sandbox ASGI app: OpenAI and Anthropic endpoints, errors in each provider's shape."""
+"""The sandbox ASGI app: OpenAI, Anthropic and Gemini endpoints, errors in each provider's shape."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from thrifty.sandbox.anthropic_batches import (
 )
 from thrifty.sandbox.anthropic_messages import count_tokens, create_message
 from thrifty.sandbox.errors import ApiError, error_response, family_for, route_path
+from thrifty.sandbox.gemini import generate_content
 from thrifty.sandbox.models import list_models, retrieve_model
 from thrifty.sandbox.openai_batches import cancel_batch, create_batch, list_batches, retrieve_batch
 from thrifty.sandbox.openai_chat import chat_completions
@@ -60,6 +61,7 @@ ROUTES = [
     Route("/v1/messages/batches/{batch_id}", delete_message_batch, methods=["DELETE"]),
     Route("/v1/messages/batches/{batch_id}/cancel", cancel_message_batch, methods=["POST"]),
     Route("/v1/messages/batches/{batch_id}/results", message_batch_results, methods=["GET"]),
+    Route("/v1beta/models/{target:path}", generate_content, methods=["POST"]),
 ]
 
 

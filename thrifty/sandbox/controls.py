@@ -8,7 +8,22 @@
 - ``disconnect_after_chunks=N``: close the connection after N streamed events
   (a non-streamed body is cut half way);
 - ``rate_limit`` or ``rate_limit=SECONDS``: respond 429 with ``retry-after``
-  (1 second unless given).
+  (1 second unless given);
+- ``model=NAME``: apply the other items only to requests for that model
+  (repeat the item for several models). The gateway forwards client headers
+  to every model a route tries, so this fails one model and serves the next.
+
+``X-Sandbox-Answer`` replaces the filler text of a chat completion, Responses
+API response or Anthropic message, with an optional ``model=NAME`` item
+targeting it as above:
+
+- ``empty``: no text and 0 output tokens;
+- ``refusal``: the text of ``REFUSAL_TEXT``;
+- ``json``: the JSON object of ``JSON_ANSWER``;
+- ``filler``: the default filler.
+
+An answer set this way is not cut to the request's token limit; its
+output tokens are the tokens of its text.
 
 ``X-Sandbox-Latency: ttft_ms=..,tps=..`` overrides the time to first token
 and the tokens per second of the settings for one request.
@@ -25,6 +40,11 @@ from thrifty.sandbox.settings import SandboxSettings
 FAULT_HEADER = "x-sandbox-fault"
 LATENCY_HEADER = "x-sandbox-latency"
 FLEX_REJECT_HEADER = "x-sandbox-flex-reject"
+ANSWER_HEADER = "x-sandbox-answer"
+
+ANSWER_KINDS = ("filler", "empty", "refusal", "json")
+REFUSAL_TEXT = "I'm sorry, but I can't help with that."
+JSON_ANSWER = '{"name": "sandbox", "note": "sandbox filler, not a model answer"}'
 
 DEFAULT_RETRY_AFTER_S = 1.0
 
@@ -37,10 +57,19 @@ class Fault:
     delay_ms: float = 0.0
     disconnect_after_chunks: int | None = None
     retry_after_s: float | None = None
+    models: frozenset[str] = frozenset()
 
     @property
     def rate_limited(self) -> bool:
         return self.retry_after_s is not None
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerControl:
+    """The answer requested by ``X-Sandbox-Answer``, and the models it applies to (all if empty)."""
+
+    kind: str = "filler"
+    models: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +109,7 @@ def parse_fault(header: str | None) -> Fault:
     delay_ms = 0.0
     disconnect: int | None = None
     retry_after: float | None = None
+    models: set[str] = set()
     for name, value in _items(header, FAULT_HEADER):
         if name == "status":
             status = _integer(FAULT_HEADER, name, value, 400, 599)
@@ -91,13 +121,34 @@ def parse_fault(header: str | None) -> Fault:
             retry_after = (
                 DEFAULT_RETRY_AFTER_S if value is None else _number(FAULT_HEADER, name, value)
             )
+        elif name == "model":
+            models.add(_model(FAULT_HEADER, value))
         else:
             raise _invalid(
                 FAULT_HEADER,
                 f"unknown item '{name}'; "
-                "use status, delay_ms, disconnect_after_chunks or rate_limit",
+                "use status, delay_ms, disconnect_after_chunks, rate_limit or model",
             )
-    return Fault(status, delay_ms, disconnect, retry_after)
+    return Fault(status, delay_ms, disconnect, retry_after, frozenset(models))
+
+
+def parse_answer(header: str | None) -> AnswerControl:
+    """Parse an ``X-Sandbox-Answer`` value; raise ApiError 400 on an invalid one."""
+    if not header:
+        return AnswerControl()
+    kind = "filler"
+    models: set[str] = set()
+    for name, value in _items(header, ANSWER_HEADER):
+        if name == "model":
+            models.add(_model(ANSWER_HEADER, value))
+        elif name in ANSWER_KINDS and value is None:
+            kind = name
+        else:
+            raise _invalid(
+                ANSWER_HEADER,
+                f"unknown item '{name}'; use one of {', '.join(ANSWER_KINDS)}, and model=NAME",
+            )
+    return AnswerControl(kind, frozenset(models))
 
 
 def parse_pacing(header: str | None, settings: SandboxSettings) -> Pacing:
@@ -123,6 +174,12 @@ def _items(header: str, header_name: str) -> list[tuple[str, str | None]]:
         name, separator, value = item.partition("=")
         items.append((name.strip().lower(), value.strip() if separator else None))
     return items
+
+
+def _model(header_name: str, value: str | None) -> str:
+    if not value:
+        raise _invalid(header_name, "'model' needs a model name, e.g. model=gpt-4o-mini")
+    return value
 
 
 def _number(header_name: str, name: str, value: str | None) -> float:

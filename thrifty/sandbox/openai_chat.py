@@ -14,7 +14,8 @@ from starlette.responses import Response
 from thrifty.sandbox.catalog import encoding_name, is_reasoning_model
 from thrifty.sandbox.errors import ApiError
 from thrifty.sandbox.openai_prompt import chat_prompt_tokens
-from thrifty.sandbox.output import Output, plan_output
+from thrifty.sandbox.openai_tool_reply import tool_call_reply
+from thrifty.sandbox.output import Output, plan_output, with_answer
 from thrifty.sandbox.params import (
     optional_bool,
     optional_integer,
@@ -25,6 +26,7 @@ from thrifty.sandbox.params import (
 from thrifty.sandbox.prompt_cache import OpenAIPromptCache
 from thrifty.sandbox.settings import SandboxSettings
 from thrifty.sandbox.state import Admission, admit, check_flex_capacity, check_model
+from thrifty.sandbox.tool_calls import forced_openai_tool
 from thrifty.sandbox.wire import SSE_DONE, EventStream, json_response, read_json_object, sse_data
 
 SYSTEM_FINGERPRINT = "fp_sandbox"
@@ -97,17 +99,23 @@ def _messages(value: Any) -> list[Mapping[str, Any]]:
 
 async def chat_completions(request: Request) -> Response:
     admission = await admit(request, "openai")
-    chat = parse_chat_request(await read_json_object(request))
+    body = await read_json_object(request)
+    chat = parse_chat_request(body)
     check_model(admission, chat.model)
     check_flex_capacity(request, admission, chat.service_tier)
 
-    envelope, output, usage = _plan(chat, admission.settings, admission.state.openai_cache)
+    envelope, output, usage = _plan(
+        chat, admission.settings, admission.state.openai_cache, admission.answer
+    )
+    tool_call = forced_openai_tool(body, encoding_name(chat.model, "openai"))
+    if tool_call is not None:
+        return tool_call_reply(envelope, chat, tool_call, usage, admission)
     if chat.stream:
         events = _chat_events(envelope, chat, output, usage, admission)
         return EventStream(events, admission.headers, admission.disconnect_after_chunks)
     await admission.pacing.wait_whole_output(output.tokens)
-    body = _completion(envelope, chat.choices, output, usage)
-    return json_response(body, admission.headers, admission.disconnect_after_chunks is not None)
+    reply = _completion(envelope, chat.choices, output, usage)
+    return json_response(reply, admission.headers, admission.disconnect_after_chunks is not None)
 
 
 def batch_chat_completion(
@@ -122,7 +130,7 @@ def batch_chat_completion(
 
 
 def _plan(
-    chat: ChatRequest, settings: SandboxSettings, cache: OpenAIPromptCache
+    chat: ChatRequest, settings: SandboxSettings, cache: OpenAIPromptCache, answer: str = "filler"
 ) -> tuple[dict[str, Any], Output, dict[str, Any]]:
     """Return a reply's envelope fields, output and usage."""
     encoding = encoding_name(chat.model, "openai")
@@ -130,6 +138,7 @@ def _plan(
     cached = cache.cached_tokens(chat.model, prompt)
     share = settings.reasoning_share if is_reasoning_model(chat.model) else 0.0
     output = plan_output(encoding, chat.limit, settings.default_max_tokens, share)
+    output = with_answer(output, answer)
     usage = chat_usage(len(prompt), cached, output, chat.choices)
     envelope = {
         "id": "chatcmpl-" + uuid.uuid4().hex,

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from thrifty.sandbox.catalog import encoding_name, is_reasoning_model
 from thrifty.sandbox.errors import ApiError
 from thrifty.sandbox.openai_prompt import chat_prompt_tokens, responses_messages
-from thrifty.sandbox.output import Output, plan_output
+from thrifty.sandbox.output import Output, plan_output, with_answer
 from thrifty.sandbox.params import (
     optional_bool,
     optional_integer,
@@ -57,7 +57,9 @@ async def create_response(request: Request) -> Response:
     check_model(admission, ask.model)
     check_flex_capacity(request, admission, ask.service_tier)
 
-    output, usage, ids = _plan(ask, admission.settings, admission.state.openai_cache)
+    output, usage, ids = _plan(
+        ask, admission.settings, admission.state.openai_cache, admission.answer
+    )
     if ask.stream:
         return EventStream(
             _response_events(ask, output, usage, ids, admission),
@@ -81,13 +83,18 @@ def batch_response(
 
 
 def _plan(
-    ask: ResponsesRequest, settings: SandboxSettings, cache: OpenAIPromptCache
+    ask: ResponsesRequest,
+    settings: SandboxSettings,
+    cache: OpenAIPromptCache,
+    answer: str = "filler",
 ) -> tuple[Output, dict[str, Any], _ItemIds]:
     encoding = encoding_name(ask.model, "openai")
     prompt = chat_prompt_tokens(ask.messages, encoding)
     cached = cache.cached_tokens(ask.model, prompt)
     share = settings.reasoning_share if is_reasoning_model(ask.model) else 0.0
-    output = plan_output(encoding, ask.limit, settings.default_max_tokens, share)
+    output = with_answer(
+        plan_output(encoding, ask.limit, settings.default_max_tokens, share), answer
+    )
     usage = responses_usage(len(prompt), cached, output)
     return output, usage, _ItemIds.new(reasoning=is_reasoning_model(ask.model))
 

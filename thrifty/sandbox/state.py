@@ -7,15 +7,20 @@ import logging
 import random
 from dataclasses import dataclass, field
 
+import orjson
 from starlette.requests import Request
 
 from thrifty.sandbox.batches import BatchRegistry
 from thrifty.sandbox.catalog import find_model
 from thrifty.sandbox.controls import (
+    ANSWER_HEADER,
     FAULT_HEADER,
     FLEX_REJECT_HEADER,
     LATENCY_HEADER,
+    AnswerControl,
+    Fault,
     Pacing,
+    parse_answer,
     parse_fault,
     parse_pacing,
 )
@@ -49,13 +54,14 @@ class SandboxState:
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """Context of an admitted request: its family, id, pacing and disconnect fault."""
+    """Context of an admitted request: its family, id, pacing, disconnect fault and answer."""
 
     state: SandboxState
     family: Family
     request_id: str
     pacing: Pacing
     disconnect_after_chunks: int | None
+    answer: str = "filler"
 
     @property
     def settings(self) -> SandboxSettings:
@@ -76,7 +82,10 @@ async def admit(request: Request, family: Family) -> Admission:
     state = sandbox_state(request)
     authenticate(request, family)
     fault = parse_fault(request.headers.get(FAULT_HEADER))
+    answer = parse_answer(request.headers.get(ANSWER_HEADER))
     pacing = parse_pacing(request.headers.get(LATENCY_HEADER), state.settings)
+    if fault.models or answer.models:
+        fault, answer = _for_model(await _requested_model(request), fault, answer)
 
     if fault.delay_ms:
         # Read the body first: a client that gives up during the delay has
@@ -89,7 +98,30 @@ async def admit(request: Request, family: Family) -> Admission:
         raise ApiError(
             fault.status, f"Sandbox fault: status {fault.status}, as requested by {FAULT_HEADER}."
         )
-    return Admission(state, family, new_request_id(), pacing, fault.disconnect_after_chunks)
+    return Admission(
+        state, family, new_request_id(), pacing, fault.disconnect_after_chunks, answer.kind
+    )
+
+
+async def _requested_model(request: Request) -> str | None:
+    """Return the body's ``model``; Starlette keeps the body for the endpoint to read again."""
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return None
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else None
+
+
+def _for_model(
+    model: str | None, fault: Fault, answer: AnswerControl
+) -> tuple[Fault, AnswerControl]:
+    """Drop the controls that target other models than ``model``."""
+    if fault.models and model not in fault.models:
+        fault = Fault()
+    if answer.models and model not in answer.models:
+        answer = AnswerControl()
+    return fault, answer
 
 
 def authenticate(request: Request, family: Family) -> None:

@@ -18,6 +18,7 @@ from thrifty.usage.openai import (
 )
 from thrifty.usage.stream import (
     AnthropicStreamTracker,
+    GeminiStreamTracker,
     OpenAIChatStreamTracker,
     OpenAIResponsesStreamTracker,
     StreamUsageTracker,
@@ -27,6 +28,7 @@ from thrifty.usage.stream import (
 __all__ = [
     "ENDPOINTS",
     "AnthropicStreamTracker",
+    "GeminiStreamTracker",
     "OpenAIChatStreamTracker",
     "OpenAIResponsesStreamTracker",
     "ServedInfo",

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Protocol
 
 from thrifty.errors import ThriftyError
 from thrifty.usage.anthropic import usage_from_anthropic
+from thrifty.usage.gemini import usage_from_gemini
 from thrifty.usage.model import Usage
 from thrifty.usage.openai import usage_from_openai_chat, usage_from_openai_responses
 
@@ -131,7 +132,8 @@ class OpenAIResponsesStreamTracker(_GeneratedText):
         self._usage: Mapping[str, Any] | None = None
 
     def feed(self, event: Mapping[str, Any]) -> None:
-        kind = event.get("type")
+        # A type that is not a string (a list, say) would not hash for the lookups.
+        kind = str(event.get("type"))
         if kind in self._TEXT_EVENTS:
             self._add_text(event.get("delta"))
             return
@@ -250,10 +252,49 @@ def _refit_write_split(usage: dict[str, Any]) -> None:
     }
 
 
+class GeminiStreamTracker(_GeneratedText):
+    """Tracker for ``streamGenerateContent`` chunks (``alt=sse``).
+
+    Each chunk's ``usageMetadata`` contains the counts so far, so the latest one
+    replaces the earlier. The final counts arrive with the chunk whose
+    candidate has a ``finishReason``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: str | None = None
+        self.service_tier: str | None = None
+        self.speed: str | None = None
+        self._usage: Mapping[str, Any] | None = None
+        self._final = False
+
+    def feed(self, event: Mapping[str, Any]) -> None:
+        self.model = _text(event.get("modelVersion")) or self.model
+        for candidate in _objects(event.get("candidates")):
+            content = candidate.get("content")
+            parts = content.get("parts") if isinstance(content, Mapping) else None
+            for part in _objects(parts):
+                self._add_text(part.get("text"))
+            self._final = self._final or candidate.get("finishReason") is not None
+        usage = event.get("usageMetadata")
+        if isinstance(usage, Mapping):
+            self._usage = usage
+
+    def result(self) -> Usage | None:
+        if self._usage is None:
+            return None
+        return usage_from_gemini({"usageMetadata": self._usage})
+
+    @property
+    def final_usage_seen(self) -> bool:
+        return self._final and self._usage is not None
+
+
 _TRACKERS: dict[str, type[StreamUsageTracker]] = {
     "chat.completions": OpenAIChatStreamTracker,
     "responses": OpenAIResponsesStreamTracker,
     "messages": AnthropicStreamTracker,
+    "gemini": GeminiStreamTracker,
 }
 
 

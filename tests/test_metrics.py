@@ -14,9 +14,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from tests.control_support import PROVIDER_KEY_ENV
 from tests.gateway_support import running_gateway
 from tests.ledger_support import make_record, unpriced
-from thrifty.config import load_config
+from thrifty.config import ProviderConfig, load_config
 from thrifty.errors import ConfigError
 from thrifty.integrations.config import TelemetryConfig, parse_telemetry_config
 from thrifty.integrations.metrics import OTHER, GaugeSample, LabelLimiter, MetricsStep
@@ -84,6 +85,47 @@ def test_metrics_disabled_answers_404(tmp_path: Path) -> None:
 
     assert response.status_code == 404
     assert "telemetry.metrics.enabled" in response.text
+
+
+def keyed_providers(sandbox_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, ProviderConfig]:
+    """Set a master key, and the provider keys a gateway with virtual keys needs."""
+    monkeypatch.setenv("THRIFTY_MASTER_KEY", "mk-metrics-test")
+    monkeypatch.setenv(PROVIDER_KEY_ENV, "sk-sandbox")
+    return {
+        name: ProviderConfig(name, name, sandbox_url, PROVIDER_KEY_ENV)
+        for name in ("openai", "anthropic")
+    }
+
+
+def test_metrics_need_master_key_when_set(
+    tmp_path: Path, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    providers = keyed_providers(sandbox_url, monkeypatch)
+    with running_gateway(tmp_path, extra_providers=providers) as gateway:
+        url = f"{gateway.url}/metrics"
+        anonymous = httpx.get(url, timeout=10)
+        wrong = httpx.get(url, headers={"authorization": "Bearer mk-wrong"}, timeout=10)
+        right = httpx.get(url, headers={"authorization": "Bearer mk-metrics-test"}, timeout=10)
+
+    assert anonymous.status_code == 401
+    assert "telemetry.metrics.auth" in anonymous.text
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    assert wrong.status_code == 401
+    assert right.status_code == 200
+    assert "# HELP thrifty_requests_total" in right.text
+
+
+def test_metrics_auth_none_stays_open(
+    tmp_path: Path, sandbox_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    providers = keyed_providers(sandbox_url, monkeypatch)
+    config = TelemetryConfig(metrics_auth="none")
+    with running_gateway(
+        tmp_path, extra_providers=providers, sections={"telemetry": config}
+    ) as gateway:
+        response = httpx.get(f"{gateway.url}/metrics", timeout=10)
+
+    assert response.status_code == 200
 
 
 def test_label_values_bounded() -> None:
@@ -165,6 +207,8 @@ def test_telemetry_section_loaded_from_yaml(tmp_path: Path) -> None:
         "    service_name: edge\n",
         encoding="utf-8",
     )
+    assert parse_telemetry_config({"metrics": {"auth": "none"}}).metrics_auth == "none"
+    assert parse_telemetry_config({}).metrics_auth == "master"
 
     config = load_config(path).sections["telemetry"]
 
@@ -181,6 +225,7 @@ def test_telemetry_section_loaded_from_yaml(tmp_path: Path) -> None:
     [
         ({"metrics": {"enabled": "yes"}}, "telemetry.metrics.enabled"),
         ({"metrics": {"max_label_values": 0}}, "telemetry.metrics.max_label_values"),
+        ({"metrics": {"auth": "token"}}, "telemetry.metrics.auth"),
         ({"traces": {"endpoint": "collector:4318"}}, "telemetry.traces.endpoint"),
         ({"traces": {"timeout_s": -1}}, "telemetry.traces.timeout_s"),
         ({"logs": {}}, "unknown key telemetry.logs"),

@@ -6,13 +6,21 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from tests.ledger_support import BACKENDS, ledger_db_url, make_record, unpriced
 from thrifty.ledger import Ledger, ReportQuery, RequestRecord, open_ledger
-from thrifty.ledger.schema import request_cost_history
+from thrifty.ledger.histogram import rebuild_histograms
+from thrifty.ledger.schema import (
+    cost_histograms,
+    request_cost_history,
+    session_rollups,
+    user_rollups,
+)
+from thrifty.ledger.spender_rollups import rebuild_spender_rollups
 from thrifty.pricing import CostEngine
 from thrifty.pricing.config import parse_prices_config
 from thrifty.pricing.repricing import pricing_details, reprice, unpriced_models
@@ -186,6 +194,53 @@ def test_reprice_rebuilds_rollups(ledger: Ledger, engine: CostEngine) -> None:
     assert after.unpriced_requests == 1
     # gpt-4o $0.00175 + mini $0.00036 + search $0.01036 + 3 x acme $0.0018.
     assert after.cost_usd == Decimal("0.01787")
+
+
+def test_reprice_rebuilds_histograms(ledger: Ledger, engine: CostEngine) -> None:
+    seed(ledger)
+    reprice(ledger, engine, since=SINCE)
+
+    def day_rows() -> list[tuple[Any, ...]]:
+        h = cost_histograms.c
+        statement = (
+            sa.select(h.bucket, h.feature_key, h.bin, h.requests)
+            .where(h.resolution == "day")
+            .order_by(h.bucket, h.feature_key, h.bin)
+        )
+        with ledger.engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(statement)]
+
+    repriced = day_rows()
+    with ledger.engine.begin() as connection:
+        rebuild_histograms(connection)
+    assert day_rows() == repriced
+    totals = ledger.report(ReportQuery(since=SINCE)).totals
+    assert sum(row[-1] for row in repriced) == totals.requests - totals.unpriced_requests
+
+
+def test_reprice_rebuilds_user_and_session_rollups(ledger: Ledger, engine: CostEngine) -> None:
+    seed(ledger)
+    reprice(ledger, engine, since=SINCE)
+
+    def rows() -> list[tuple[Any, ...]]:
+        with ledger.engine.connect() as connection:
+            return [
+                tuple(row)
+                for table in (user_rollups, session_rollups)
+                for row in connection.execute(sa.select(table).order_by(*table.primary_key.columns))
+            ]
+
+    repriced = rows()
+    with ledger.engine.begin() as connection:
+        rebuild_spender_rollups(connection)
+    assert rows() == repriced
+    u = user_rollups.c
+    until = datetime(2026, 11, 12, tzinfo=UTC)
+    with ledger.engine.connect() as connection:
+        costs = connection.execute(
+            sa.select(u.cost_usd).where(u.bucket >= SINCE, u.bucket < until)
+        ).scalars()
+        assert sum(costs, Decimal(0)) == Decimal("0.01787")
 
 
 def test_reprice_dry_run_writes_nothing(ledger: Ledger, engine: CostEngine) -> None:

@@ -5,6 +5,10 @@ Batch result records keep their synchronous price in
 ``details["flex"]["standard_cost_usd"]``; these sums read both in SQL, on
 SQLite and PostgreSQL. Savings count priced results only, since an
 unpriced record has no cost to compare.
+
+``batch_savings`` and ``flex_savings`` read request rows. ``lever_savings``,
+which ``thrifty report`` shows, reads the same sums from the rollups
+(see ``thrifty.ledger.savings``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,15 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from thrifty.ledger import Ledger
-from thrifty.ledger.report import ReportQuery, request_conditions
+from thrifty.ledger.levers import (
+    BatchSavings,
+    FlexSavings,
+    LeverSavings,
+    levers_of,
+    savings_json,
+    savings_lines,
+)
+from thrifty.ledger.report import ReportQuery
 from thrifty.ledger.schema import ExactDecimal, requests
 from thrifty.ledger.sqlfuncs import ExactSum, JsonFlag, JsonText
 from thrifty.pricing.rates import EXACT
@@ -38,45 +50,6 @@ class JobCost:
     @property
     def savings_usd(self) -> Decimal:
         return EXACT.subtract(self.standard_cost_usd, self.cost_usd)
-
-
-@dataclass(frozen=True, slots=True)
-class BatchSavings:
-    """Batch results in a period, their cost at batch rates and at synchronous rates."""
-
-    results: int = 0
-    cost_usd: Decimal = Decimal(0)
-    standard_cost_usd: Decimal = Decimal(0)
-
-    @property
-    def savings_usd(self) -> Decimal:
-        return EXACT.subtract(self.standard_cost_usd, self.cost_usd)
-
-
-@dataclass(frozen=True, slots=True)
-class FlexSavings:
-    """Flex calls in a period.
-
-    ``calls`` counts calls sent at the Flex tier, ``fallbacks`` those that
-    fell back to the default tier and ``rejections`` the 429 attempts.
-    ``served`` counts calls the provider served at Flex, whose cost is
-    ``cost_usd`` against ``standard_cost_usd`` at the standard price.
-    """
-
-    calls: int = 0
-    fallbacks: int = 0
-    rejections: int = 0
-    served: int = 0
-    cost_usd: Decimal = Decimal(0)
-    standard_cost_usd: Decimal = Decimal(0)
-
-    @property
-    def savings_usd(self) -> Decimal:
-        return EXACT.subtract(self.standard_cost_usd, self.cost_usd)
-
-    @property
-    def fallback_rate(self) -> float | None:
-        return None if self.calls == 0 else self.fallbacks / self.calls
 
 
 def job_cost(connection: sa.Connection, job_id: str) -> JobCost:
@@ -147,62 +120,21 @@ def _amount(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
-@dataclass(frozen=True, slots=True)
-class LeverSavings:
-    """The Batch and Flex savings among the requests of one report."""
-
-    batch: BatchSavings
-    flex: FlexSavings
-
-
 def lever_savings(ledger: Ledger, query: ReportQuery) -> LeverSavings:
-    """Sum the Batch and Flex savings of the requests a report covers."""
-    conditions = request_conditions(query)
-    with ledger.engine.connect() as connection:
-        return LeverSavings(
-            batch_savings(connection, conditions), flex_savings(connection, conditions)
-        )
+    """Sum the Batch and Flex savings of the requests a report covers, from the rollups."""
+    totals_only = ReportQuery(since=query.since, until=query.until, where=dict(query.where))
+    return levers_of(ledger.report(totals_only).totals)
 
 
-def savings_json(savings: LeverSavings) -> dict[str, Any]:
-    """Return the savings as JSON, money as decimal strings."""
-    batch, flex = savings.batch, savings.flex
-    return {
-        "batch": {
-            "results": batch.results,
-            "cost_usd": format(batch.cost_usd, "f"),
-            "standard_cost_usd": format(batch.standard_cost_usd, "f"),
-            "savings_usd": format(batch.savings_usd, "f"),
-        },
-        "flex": {
-            "calls": flex.calls,
-            "served": flex.served,
-            "fallbacks": flex.fallbacks,
-            "rejections": flex.rejections,
-            "fallback_rate": flex.fallback_rate,
-            "cost_usd": format(flex.cost_usd, "f"),
-            "standard_cost_usd": format(flex.standard_cost_usd, "f"),
-            "savings_usd": format(flex.savings_usd, "f"),
-        },
-    }
-
-
-def savings_lines(savings: LeverSavings) -> list[str]:
-    """Return one line for each lever the report's requests used, for people."""
-    lines: list[str] = []
-    batch, flex = savings.batch, savings.flex
-    if batch.results:
-        lines.append(
-            f"Batch: {batch.results:,} results cost ${batch.cost_usd:,.6f} at batch rates and "
-            f"would cost ${batch.standard_cost_usd:,.6f} at synchronous rates: "
-            f"saved ${batch.savings_usd:,.6f}"
-        )
-    if flex.calls:
-        rate = flex.fallback_rate or 0.0
-        lines.append(
-            f"Flex: {flex.calls:,} calls, {flex.served:,} served at Flex for "
-            f"${flex.cost_usd:,.6f} (${flex.standard_cost_usd:,.6f} at standard prices: "
-            f"saved ${flex.savings_usd:,.6f}); {flex.fallbacks:,} fell back to the default "
-            f"tier ({rate:.1%}) after {flex.rejections:,} rejections"
-        )
-    return lines
+__all__ = [
+    "BatchSavings",
+    "FlexSavings",
+    "JobCost",
+    "LeverSavings",
+    "batch_savings",
+    "flex_savings",
+    "job_cost",
+    "lever_savings",
+    "savings_json",
+    "savings_lines",
+]

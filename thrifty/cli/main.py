@@ -1,4 +1,4 @@
-"""The ``thrifty`` command: one Typer app, one module per subcommand."""
+"""The ``thrifty`` command: one Typer app, one module per subcommand, imported when it runs."""
 
 from __future__ import annotations
 
@@ -8,17 +8,23 @@ import sys
 import click
 import typer
 
-from thrifty.cli import commands
+from thrifty.cli.commands import LazyGroup
 from thrifty.errors import ThriftyError
 
 app = typer.Typer(
     name="thrifty",
     help="Meter, attribute, control and cut what you spend on LLM APIs.",
+    cls=LazyGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-commands.register_all(app)
+
+
+@app.callback()
+def root() -> None:
+    # A callback makes Typer build a group; LazyGroup supplies its commands.
+    pass
 
 
 def main() -> None:

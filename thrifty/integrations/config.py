@@ -6,6 +6,7 @@
       metrics:
         enabled: true             # serve /metrics (the default)
         max_label_values: 100     # distinct values kept per label; the rest are "other"
+        auth: master              # master (the default) or none
       traces:                     # present: one OpenTelemetry span per request
         endpoint: http://127.0.0.1:4318/v1/traces
         headers: {x-team: platform}
@@ -17,13 +18,20 @@ exporter reads the standard ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (or
 ``OTEL_EXPORTER_OTLP_ENDPOINT``) variable, and otherwise sends to
 ``http://localhost:4318/v1/traces``. The exporter also reads the standard
 ``OTEL_EXPORTER_OTLP_HEADERS``, which keeps credentials out of the file.
+
+``metrics.auth: master`` makes ``/metrics`` answer 401 unless the scrape
+sends the gateway's master key as ``Authorization: Bearer KEY`` (Prometheus:
+``authorization: {credentials_file: ...}`` in the scrape config). The
+metrics name features, teams and their spend, so this is the default. It
+applies only when a master key is set; without one ``/metrics`` is open, as
+the rest of the gateway is. ``auth: none`` leaves it open either way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from thrifty.errors import ConfigError
 
@@ -34,7 +42,8 @@ DEFAULT_MAX_LABEL_VALUES = 100
 DEFAULT_SERVICE_NAME = "thrifty-gateway"
 
 _SECTION_KEYS = {"metrics", "traces"}
-_METRICS_KEYS = {"enabled", "max_label_values"}
+_METRICS_KEYS = {"enabled", "max_label_values", "auth"}
+MetricsAuth = Literal["master", "none"]
 _TRACES_KEYS = {"endpoint", "headers", "service_name", "timeout_s"}
 
 
@@ -61,6 +70,7 @@ class TelemetryConfig:
     metrics_enabled: bool = True
     max_label_values: int = DEFAULT_MAX_LABEL_VALUES
     traces: TracesConfig | None = None
+    metrics_auth: MetricsAuth = "master"
 
 
 def telemetry_config(sections: Mapping[str, Any]) -> TelemetryConfig:
@@ -86,10 +96,18 @@ def parse_telemetry_config(raw: object) -> TelemetryConfig:
         raise ConfigError(
             f"telemetry.metrics.max_label_values is {limit!r}; it must be a whole number above zero"
         )
+    auth = metrics.get("auth", "master")
+    if auth not in ("master", "none"):
+        raise ConfigError(
+            f"telemetry.metrics.auth is {auth!r}; use master (scrapes send the master key) "
+            "or none (open)"
+        )
     traces = None
     if "traces" in section:
         traces = _parse_traces(section["traces"])
-    return TelemetryConfig(metrics_enabled=enabled, max_label_values=limit, traces=traces)
+    return TelemetryConfig(
+        metrics_enabled=enabled, max_label_values=limit, traces=traces, metrics_auth=auth
+    )
 
 
 def _parse_traces(raw: object) -> TracesConfig:

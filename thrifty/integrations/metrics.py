@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -41,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from thrifty.gateway.metering import Call
+from thrifty.integrations.config import MetricsAuth
 from thrifty.ledger.record import RequestRecord
 
 logger = logging.getLogger(__name__)
@@ -103,12 +104,16 @@ class MetricsStep:
 
     name = "metrics"
 
-    def __init__(self, *, max_label_values: int = 100) -> None:
+    def __init__(self, *, max_label_values: int = 100, auth: MetricsAuth = "master") -> None:
+        self.auth = auth
         self.registry = CollectorRegistry()
         self._limiters = {
             label: LabelLimiter(max_label_values) for label in ("model", "feature", "team")
         }
         self._sources: list[GaugeSource] = []
+        # Children by metric and label values: ``labels()`` validates and locks on
+        # each call, and these label sets are bounded by the limiters.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.registry.register(_GaugeCollector(self._sources))
         self._define(self.registry)
 
@@ -190,38 +195,57 @@ class MetricsStep:
             self._limiters["team"](record.team),
         )
         failed = record.error_type is not None or record.http_status >= 400
-        self.requests.labels(*spend, "error" if failed else "ok").inc()
+        self._child(self.requests, (*spend, "error" if failed else "ok")).inc()
         for token_type, attribute in _TOKEN_FIELDS:
             count = getattr(record, attribute)
             if count:
-                self.tokens.labels(*spend, token_type).inc(count)
+                self._child(self.tokens, (*spend, token_type)).inc(count)
         if record.cost_usd is None:
-            self.unpriced.labels(provider, model).inc()
+            self._child(self.unpriced, (provider, model)).inc()
         elif record.cost_usd:
-            self.cost.labels(*spend).inc(float(record.cost_usd))
+            self._child(self.cost, spend).inc(float(record.cost_usd))
         if record.cache_status:
-            self.cache.labels(record.cache_status).inc()
+            self._child(self.cache, (record.cache_status,)).inc()
         self._observe_times(record, provider, model)
+
+    def _child(self, metric: Counter | Histogram, labels: tuple[str, ...]) -> Any:
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def _observe_times(self, record: RequestRecord, provider: str, model: str) -> None:
         if record.ended_at is not None:
             elapsed = (record.ended_at - record.started_at).total_seconds()
-            self.duration.labels(provider, model).observe(max(elapsed, 0.0))
+            self._child(self.duration, (provider, model)).observe(max(elapsed, 0.0))
         if record.streamed and record.first_token_at is not None:
             waited = (record.first_token_at - record.started_at).total_seconds()
-            self.first_token.labels(provider, model).observe(max(waited, 0.0))
+            self._child(self.first_token, (provider, model)).observe(max(waited, 0.0))
         if record.overhead_ms is not None:
-            self.overhead.labels(provider).observe(record.overhead_ms / 1000)
+            self._child(self.overhead, (provider,)).observe(record.overhead_ms / 1000)
 
     def render(self) -> bytes:
         """Return the metrics in the Prometheus text format."""
         return generate_latest(self.registry)
 
 
-def metrics_response(steps: Sequence[object]) -> Response:
-    """Return the ``/metrics`` response of the pipeline's metrics step, or 404 when it is off."""
+def metrics_response(steps: Sequence[object], headers: Mapping[str, str]) -> Response:
+    """Return the ``/metrics`` response of the pipeline's metrics step, or 404 when it is off.
+
+    With ``auth`` "master" and a master key set, a request without that key
+    as its bearer token gets 401.
+    """
     for step in steps:
         if isinstance(step, MetricsStep):
+            if step.auth == "master" and not _has_master_key(steps, headers):
+                return Response(
+                    b"/metrics needs the master key as 'Authorization: Bearer KEY'; "
+                    b"or set telemetry.metrics.auth to none in thrifty.yaml\n",
+                    status_code=401,
+                    media_type="text/plain",
+                    headers={"www-authenticate": "Bearer"},
+                )
             return Response(step.render(), media_type=CONTENT_TYPE_LATEST)
     return Response(
         b"metrics are disabled; set telemetry.metrics.enabled to true in thrifty.yaml\n",
@@ -264,3 +288,18 @@ class _GaugeCollector(Collector):
     def describe(self) -> Iterator[Metric]:
         # No fixed families: registering must not call collect() before steps exist.
         return iter(())
+
+
+def _has_master_key(steps: Sequence[object], headers: Mapping[str, str]) -> bool:
+    """Return whether ``headers`` carry the master key, or True when none is set."""
+    from thrifty.control.plane import presented_secret
+    from thrifty.control.secrets import same_secret
+    from thrifty.control.step import AdmissionStep
+
+    master_key = next(
+        (step.plane.master_key for step in steps if isinstance(step, AdmissionStep)), None
+    )
+    if master_key is None:
+        return True
+    secret = presented_secret(headers)
+    return secret is not None and same_secret(secret, master_key)

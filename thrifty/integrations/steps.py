@@ -23,7 +23,9 @@ def observability_steps(config: GatewayConfig, steps: Sequence[Step]) -> list[St
     telemetry = telemetry_config(config.sections)
     added: list[Step] = []
     if telemetry.metrics_enabled:
-        metrics = MetricsStep(max_label_values=telemetry.max_label_values)
+        metrics = MetricsStep(
+            max_label_values=telemetry.max_label_values, auth=telemetry.metrics_auth
+        )
         metrics.watch(steps)
         added.append(metrics)
     if telemetry.traces is not None:

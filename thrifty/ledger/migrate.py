@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from thrifty.errors import LedgerError
+from thrifty.ledger.migration_heads import HEAD_REVISIONS
 from thrifty.ledger.schema import VERSION_TABLE
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ MIGRATION_LOCK_KEY = 0x7468726966747931
 
 def alembic_config() -> Config:
     """Return an Alembic configuration for the ledger's revisions, with no ini file."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("path_separator", "os")
@@ -40,6 +43,8 @@ def alembic_config() -> Config:
 
 def head_revisions() -> frozenset[str]:
     """Return the newest revision of each branch shipped with this version of Thrifty."""
+    from alembic.script import ScriptDirectory
+
     heads = frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
     assert heads, "the ledger has at least one revision"
     return heads
@@ -47,6 +52,8 @@ def head_revisions() -> frozenset[str]:
 
 def current_revisions(connection: sa.Connection) -> frozenset[str]:
     """Return the revisions a database is at; empty before the first upgrade."""
+    from alembic.runtime.migration import MigrationContext
+
     context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
     return frozenset(context.get_current_heads())
 
@@ -57,8 +64,12 @@ def upgrade_to_head(engine: sa.Engine) -> None:
     The upgrade runs in one transaction. On PostgreSQL that transaction first
     takes an advisory lock, so processes starting at once upgrade one after
     the other. On SQLite it begins with BEGIN IMMEDIATE, and the database's
-    write lock has the same effect.
+    write lock has the same effect. A database already at ``HEAD_REVISIONS``
+    is found so by one plain read, without the lock or Alembic.
     """
+    with engine.connect() as connection:
+        if stored_revisions(connection) == HEAD_REVISIONS:
+            return
     with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             connection.execution_options(sqlite_immediate=True)
@@ -68,7 +79,22 @@ def upgrade_to_head(engine: sa.Engine) -> None:
             _upgrade(connection)
 
 
+def stored_revisions(connection: sa.Connection) -> frozenset[str]:
+    """Return the revisions in the database's version table, read in plain SQL.
+
+    Returns an empty set when the table does not exist yet.
+    """
+    if not sa.inspect(connection).has_table(VERSION_TABLE):
+        return frozenset()
+    version_num = sa.column("version_num", sa.Text())
+    statement = sa.select(version_num).select_from(sa.table(VERSION_TABLE))
+    return frozenset(connection.execute(statement).scalars())
+
+
 def _upgrade(connection: sa.Connection) -> None:
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     heads = frozenset(script.get_heads())
     current = current_revisions(connection)

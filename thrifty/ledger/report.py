@@ -23,7 +23,10 @@ Dimensions for ``ReportQuery.by``:
 ``unpriced_requests`` and add nothing. ``cache_saved_usd`` adds what the
 response cache's hits saved: the cost of the original calls they replayed.
 ``errors`` counts requests with an ``error_type`` or an HTTP status of 400
-or more.
+or more. The ``cache_*``, ``batch_*`` and ``flex_*`` totals are the sums
+that ``thrifty.ledger.savings`` defines per request: the response cache's
+hits, misses and embedding calls, and the Batch and Flex costs against
+standard prices.
 
 When the rollups keep every dimension and filter of a query, its whole
 hours and days are read from ``request_rollups`` and the rest from the
@@ -33,7 +36,7 @@ request rows (see ``thrifty.ledger.rollup``). Both give the same sums.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -44,7 +47,14 @@ from sqlalchemy.sql.elements import ColumnElement
 from thrifty.errors import ReportError
 from thrifty.ledger.database import add_exact
 from thrifty.ledger.rollup import ROLLUP_DIMENSIONS, CacheSavedUsd, Segment, plan_segments
-from thrifty.ledger.schema import request_rollups, request_tags, requests
+from thrifty.ledger.savings import SavingsSql
+from thrifty.ledger.schema import (
+    ROLLUP_SAVINGS_COUNT_COLUMNS,
+    ROLLUP_SAVINGS_DECIMAL_COLUMNS,
+    request_rollups,
+    request_tags,
+    requests,
+)
 from thrifty.ledger.sqlfuncs import ExactSum, JsonText, UtcDay, UtcHour
 
 _r = requests.c
@@ -113,22 +123,49 @@ class Totals:
     unpriced_requests: int = 0
     cache_write_1h_tokens: int = 0
     cache_saved_usd: Decimal = Decimal(0)
+    cache_hits: int = 0
+    cache_semantic_hits: int = 0
+    cache_misses: int = 0
+    cache_unpriced_hits: int = 0
+    cache_embedding_requests: int = 0
+    cache_embedding_usd: Decimal = Decimal(0)
+    batch_results: int = 0
+    batch_cost_usd: Decimal = Decimal(0)
+    batch_standard_cost_usd: Decimal = Decimal(0)
+    flex_calls: int = 0
+    flex_fallbacks: int = 0
+    flex_rejections: int = 0
+    flex_served: int = 0
+    flex_cost_usd: Decimal = Decimal(0)
+    flex_standard_cost_usd: Decimal = Decimal(0)
 
     def __add__(self, other: Totals) -> Totals:
         """Return the sums of two sets of requests; costs add exactly."""
-        return Totals(
-            requests=self.requests + other.requests,
-            errors=self.errors + other.errors,
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
-            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
-            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
-            cost_usd=add_exact(self.cost_usd, other.cost_usd),
-            unpriced_requests=self.unpriced_requests + other.unpriced_requests,
-            cache_write_1h_tokens=self.cache_write_1h_tokens + other.cache_write_1h_tokens,
-            cache_saved_usd=add_exact(self.cache_saved_usd, other.cache_saved_usd),
-        )
+        sums: dict[str, Any] = {}
+        for item in fields(self):
+            left, right = getattr(self, item.name), getattr(other, item.name)
+            sums[item.name] = add_exact(left, right) if isinstance(left, Decimal) else left + right
+        return Totals(**sums)
+
+    @property
+    def cache_lookups(self) -> int:
+        """Requests the response cache looked up: hits, semantic hits and misses."""
+        return self.cache_hits + self.cache_semantic_hits + self.cache_misses
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        """Hits and semantic hits per lookup; None without lookups."""
+        lookups = self.cache_lookups
+        return (self.cache_hits + self.cache_semantic_hits) / lookups if lookups else None
+
+    @property
+    def cache_net_saving_usd(self) -> Decimal:
+        """What the cache's hits saved minus what its embedding calls cost.
+
+        Storage is not in it: the ledger records no storage cost, and
+        ``thrifty cache stats --usd-per-gb-month`` estimates it.
+        """
+        return add_exact(self.cache_saved_usd, self.cache_embedding_usd.copy_negate())
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +215,13 @@ def run_report(connection: sa.Connection, query: ReportQuery) -> Report:
         else:
             statements = _rollup_statements(segment, by, query.where, limit)
         totals_statement, grouped_statement = statements
-        totals += _totals(connection.execute(totals_statement).one()._mapping)
+        # Rollup groups split the segment's rows without overlap (no tag
+        # joins), so unless SQL keeps only the top groups they add up to its totals.
+        totals_from_groups = (
+            segment.resolution is not None and grouped_statement is not None and limit is None
+        )
+        if not totals_from_groups:
+            totals += _totals(connection.execute(totals_statement).one()._mapping)
         if grouped_statement is None:
             continue
         for row in connection.execute(grouped_statement):
@@ -186,6 +229,8 @@ def run_report(connection: sa.Connection, query: ReportQuery) -> Report:
             found = groups.get(values)
             group_totals = _totals(row._mapping)
             groups[values] = group_totals if found is None else found + group_totals
+            if totals_from_groups:
+                totals += group_totals
 
     report_groups = [
         ReportGroup(values=dict(zip(columns, values, strict=True)), totals=group_totals)
@@ -357,6 +402,7 @@ def _filter(name: str, value: str) -> ColumnElement[bool]:
 
 def _aggregates() -> list[ColumnElement[Any]]:
     is_error = sa.or_(_r.error_type.is_not(None), _r.http_status >= 400)
+    savings = SavingsSql()
     return [
         sa.func.count().label("requests"),
         _count_where(is_error).label("errors"),
@@ -364,7 +410,21 @@ def _aggregates() -> list[ColumnElement[Any]]:
         ExactSum(_r.cost_usd).label("cost_usd"),
         _count_where(_r.unpriced.is_(True)).label("unpriced_requests"),
         ExactSum(CacheSavedUsd(_r.details)).label("cache_saved_usd"),
+        *(
+            _count_where(_r.cache_status == status).label(name)
+            for name, status in _CACHE_STATUS_COUNTS.items()
+        ),
+        *(total.label(name) for name, total in savings.count_sums().items()),
+        *(total.label(name) for name, total in savings.amount_sums().items()),
     ]
+
+
+# Totals counted from the cache_status dimension, which rows and rollups both keep.
+_CACHE_STATUS_COUNTS = {
+    "cache_hits": "hit",
+    "cache_semantic_hits": "semantic-hit",
+    "cache_misses": "miss",
+}
 
 
 def _rollup_aggregates() -> list[ColumnElement[Any]]:
@@ -373,34 +433,50 @@ def _rollup_aggregates() -> list[ColumnElement[Any]]:
         sa.func.coalesce(sa.func.sum(_u[name]), 0).label(name)
         for name in ("requests", "errors", *TOKEN_TOTALS, "unpriced_requests")
     ]
+    status_counts = [
+        sa.func.coalesce(
+            sa.func.sum(sa.case((_u.cache_status == status, _u.requests), else_=0)), 0
+        ).label(name)
+        for name, status in _CACHE_STATUS_COUNTS.items()
+    ]
+    # Most rollup rows have no cache saving, Batch or Flex: FILTER skips them, so
+    # SQLite's exact sum, a Python function, runs only on the rows that add something.
     return [
         *sums,
         ExactSum(_u.cost_usd).label("cost_usd"),
-        ExactSum(_u.cache_saved_usd).label("cache_saved_usd"),
+        _nonzero_sum(_u.cache_saved_usd).label("cache_saved_usd"),
+        *status_counts,
+        *(
+            sa.func.coalesce(sa.func.sum(_u[name]), 0).label(name)
+            for name in ROLLUP_SAVINGS_COUNT_COLUMNS
+        ),
+        *(_nonzero_sum(_u[name]).label(name) for name in ROLLUP_SAVINGS_DECIMAL_COLUMNS),
     ]
+
+
+def _nonzero_sum(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    return ExactSum(column).filter(column != Decimal(0))
 
 
 def _count_where(condition: ColumnElement[bool]) -> ColumnElement[Any]:
     return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
 
 
+_DECIMAL_TOTALS = frozenset(
+    item.name for item in fields(Totals) if item.type in ("Decimal", Decimal)
+)
+
+
 def _totals(row: Any) -> Totals:
     # PostgreSQL returns SUM of integers as NUMERIC (Decimal), SQLite as int.
-    cost = row["cost_usd"]
-    saved = row["cache_saved_usd"]
-    return Totals(
-        requests=int(row["requests"]),
-        errors=int(row["errors"]),
-        input_tokens=int(row["input_tokens"]),
-        output_tokens=int(row["output_tokens"]),
-        cache_read_tokens=int(row["cache_read_tokens"]),
-        cache_write_tokens=int(row["cache_write_tokens"]),
-        reasoning_tokens=int(row["reasoning_tokens"]),
-        cost_usd=Decimal(0) if cost is None else cost,
-        unpriced_requests=int(row["unpriced_requests"]),
-        cache_write_1h_tokens=int(row["cache_write_1h_tokens"]),
-        cache_saved_usd=Decimal(0) if saved is None else saved,
-    )
+    values: dict[str, Any] = {}
+    for item in fields(Totals):
+        value = row[item.name]
+        if item.name in _DECIMAL_TOTALS:
+            values[item.name] = Decimal(0) if value is None else value
+        else:
+            values[item.name] = int(value)
+    return Totals(**values)
 
 
 def _group_order(group: ReportGroup) -> tuple[Any, ...]:

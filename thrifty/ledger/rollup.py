@@ -25,18 +25,20 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 from thrifty.errors import LedgerError
-from thrifty.ledger.database import SQLITE_DECIMAL_ADD, add_exact
+from thrifty.ledger.database import SQLITE_DECIMAL_ADD, add_exact, dialect_insert
 from thrifty.ledger.record import RequestRecord
+from thrifty.ledger.savings import SavingsSql, record_savings
 from thrifty.ledger.schema import (
     ROLLUP_COUNT_COLUMNS,
     ROLLUP_DIMENSION_COLUMNS,
+    ROLLUP_SAVINGS_COUNT_COLUMNS,
+    ROLLUP_SAVINGS_DECIMAL_COLUMNS,
     ExactDecimal,
     request_rollups,
     requests,
@@ -157,13 +159,14 @@ def group_key(values: Sequence[str | None]) -> str:
     """Encode dimension values as one text key: NULL as ``-``, else ``LENGTH:VALUE``.
 
     The length prefix makes the encoding reversible, so no two groups share a
-    key whatever characters their values contain. ``_group_key_sql`` builds
+    key whatever characters their values contain. ``group_key_sql`` builds
     the same text in SQL.
     """
     return "|".join("-" if value is None else f"{len(value)}:{value}" for value in values)
 
 
-def _group_key_sql(columns: Sequence[ColumnElement[Any]]) -> ColumnElement[str]:
+def group_key_sql(columns: Sequence[ColumnElement[Any]]) -> ColumnElement[str]:
+    """Build ``group_key`` of the values of ``columns`` in SQL."""
     parts: list[ColumnElement[str]] = []
     for column in columns:
         encoded = sa.cast(sa.func.length(column), sa.Text()) + sa.literal_column("':'") + column
@@ -200,13 +203,15 @@ def rollup_rows(records: Iterable[RequestRecord]) -> list[dict[str, Any]]:
     for record in records:
         dimensions = _record_dimensions(record)
         key_text = group_key(dimensions)
-        for resolution in ("hour", "day"):
-            bucket = bucket_start(record.started_at, resolution)
+        # The record's sums are computed once and added to its hour and its day.
+        sums = _record_sums(record)
+        hour = bucket_start(record.started_at, "hour")
+        for resolution, bucket in (("hour", hour), ("day", hour.replace(hour=0))):
             row = rows.get((resolution, bucket, key_text))
             if row is None:
                 row = _empty_row(resolution, bucket, key_text, dimensions)
                 rows[(resolution, bucket, key_text)] = row
-            _add_record(row, record)
+            _add_sums(row, sums)
     return [rows[key] for key in sorted(rows)]
 
 
@@ -216,30 +221,49 @@ def _empty_row(
     row: dict[str, Any] = {"resolution": resolution, "bucket": bucket, "group_key": key_text}
     row.update(zip(ROLLUP_DIMENSION_COLUMNS, dimensions, strict=True))
     row.update(dict.fromkeys(ROLLUP_COUNT_COLUMNS, 0))
-    row["cost_usd"] = Decimal(0)
-    row["cache_saved_usd"] = Decimal(0)
+    row.update(dict.fromkeys(ROLLUP_SAVINGS_COUNT_COLUMNS, 0))
+    for name in ("cost_usd", "cache_saved_usd", *ROLLUP_SAVINGS_DECIMAL_COLUMNS):
+        row[name] = Decimal(0)
     return row
 
 
-def _add_record(row: dict[str, Any], record: RequestRecord) -> None:
-    row["requests"] += 1
-    row["errors"] += int(record.error_type is not None or record.http_status >= 400)
-    row["unpriced_requests"] += int(record.unpriced)
-    for name in (
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "cache_write_1h_tokens",
-        "reasoning_tokens",
-    ):
-        row[name] += getattr(record, name)
+_TOKEN_COLUMNS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+)
+
+
+def _record_sums(record: RequestRecord) -> dict[str, int | Decimal]:
+    """Return what one record adds to a rollup row: counts as int, money as Decimal."""
+    sums: dict[str, int | Decimal] = {
+        "requests": 1,
+        "errors": int(record.error_type is not None or record.http_status >= 400),
+        "unpriced_requests": int(record.unpriced),
+    }
+    for name in _TOKEN_COLUMNS:
+        sums[name] = getattr(record, name)
     if record.cost_usd is not None:
-        row["cost_usd"] = add_exact(row["cost_usd"], record.cost_usd)
-        row["cost_nanousd"] += to_nanousd(record.cost_usd)
+        sums["cost_usd"] = record.cost_usd
+        sums["cost_nanousd"] = to_nanousd(record.cost_usd)
     saved = cache_saved_usd(record)
     if saved is not None:
-        row["cache_saved_usd"] = add_exact(row["cache_saved_usd"], saved)
+        sums["cache_saved_usd"] = saved
+    for name, amount in record_savings(record).items():
+        if amount:
+            sums[name] = amount
+    return sums
+
+
+def _add_sums(row: dict[str, Any], sums: dict[str, int | Decimal]) -> None:
+    for name, amount in sums.items():
+        if isinstance(amount, Decimal):
+            row[name] = add_exact(row[name], amount)
+        else:
+            row[name] += amount
 
 
 def cache_saved_usd(record: RequestRecord) -> Decimal | None:
@@ -259,13 +283,14 @@ def upsert_rollups(connection: sa.Connection, rows: Sequence[dict[str, Any]]) ->
     """Add ``rows`` from ``rollup_rows`` to the stored rollups, in the caller's transaction."""
     if not rows:
         return
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(connection.dialect.name)
     statement = insert(request_rollups)
     excluded = statement.excluded
     updates: dict[str, ColumnElement[Any]] = {
-        name: request_rollups.c[name] + excluded[name] for name in ROLLUP_COUNT_COLUMNS
+        name: request_rollups.c[name] + excluded[name]
+        for name in (*ROLLUP_COUNT_COLUMNS, *ROLLUP_SAVINGS_COUNT_COLUMNS)
     }
-    for name in ("cost_usd", "cache_saved_usd"):
+    for name in ("cost_usd", "cache_saved_usd", *ROLLUP_SAVINGS_DECIMAL_COLUMNS):
         updates[name] = ExactAdd(request_rollups.c[name], excluded[name])
     connection.execute(
         statement.on_conflict_do_update(
@@ -276,12 +301,18 @@ def upsert_rollups(connection: sa.Connection, rows: Sequence[dict[str, Any]]) ->
 
 
 def rebuild_rollups(
-    connection: sa.Connection, *, since: datetime | None = None, until: datetime | None = None
+    connection: sa.Connection,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    sums: Sequence[str] | None = None,
 ) -> None:
     """Recompute the rollups of ``[since, until)`` from the request rows, in SQL.
 
     Both bounds must start a UTC day, because a day's rollup row sums the
-    whole day. Runs inside the caller's transaction.
+    whole day. ``sums`` names the sum columns to fill, all of them when None;
+    a migration passes the columns its revision has. Runs inside the
+    caller's transaction.
     """
     for name, moment in (("since", since), ("until", until)):
         if moment is not None and bucket_start(moment, "day") != moment:
@@ -297,11 +328,14 @@ def rebuild_rollups(
         delete = delete.where(_u.bucket < until)
     connection.execute(delete)
     for resolution in ("hour", "day"):
-        connection.execute(_rebuild_statement(resolution, since, until))
+        connection.execute(_rebuild_statement(resolution, since, until, sums))
 
 
 def _rebuild_statement(
-    resolution: Resolution, since: datetime | None, until: datetime | None
+    resolution: Resolution,
+    since: datetime | None,
+    until: datetime | None,
+    sums: Sequence[str] | None,
 ) -> sa.Insert:
     bucket = BucketStart(_r.started_at, sa.literal_column(f"'{resolution}'")).label("bucket")
     dimensions = [
@@ -316,45 +350,49 @@ def _rebuild_statement(
         _r.project,
         _r.feature,
     ]
-    is_error = sa.or_(_r.error_type.is_not(None), _r.http_status >= 400)
-    sums = [
-        sa.func.count(),
-        sa.func.sum(sa.case((is_error, 1), else_=0)),
-        sa.func.sum(sa.case((_r.unpriced.is_(True), 1), else_=0)),
-        sa.func.sum(_r.input_tokens),
-        sa.func.sum(_r.output_tokens),
-        sa.func.sum(_r.cache_read_tokens),
-        sa.func.sum(_r.cache_write_tokens),
-        sa.func.sum(_r.cache_write_1h_tokens),
-        sa.func.sum(_r.reasoning_tokens),
-        sa.func.coalesce(sa.func.sum(_r.cost_nanousd), 0),
-        sa.func.coalesce(ExactSum(_r.cost_usd), sa.literal_column("'0'")),
-        sa.func.coalesce(ExactSum(CacheSavedUsd(_r.details)), sa.literal_column("'0'")),
-    ]
+    all_sums = _rebuild_sums()
+    names = list(all_sums) if sums is None else list(sums)
     select = sa.select(
         sa.literal_column(f"'{resolution}'"),
         bucket,
-        _group_key_sql(dimensions),
+        group_key_sql(dimensions),
         *(
             dimension.label(name)
             for dimension, name in zip(dimensions, ROLLUP_DIMENSION_COLUMNS, strict=True)
         ),
-        *sums,
+        *(all_sums[name] for name in names),
     ).group_by(bucket.element, *dimensions)
     if since is not None:
         select = select.where(_r.started_at >= since)
     if until is not None:
         select = select.where(_r.started_at < until)
-    columns = [
-        "resolution",
-        "bucket",
-        "group_key",
-        *ROLLUP_DIMENSION_COLUMNS,
-        *ROLLUP_COUNT_COLUMNS,
-        "cost_usd",
-        "cache_saved_usd",
-    ]
+    columns = ["resolution", "bucket", "group_key", *ROLLUP_DIMENSION_COLUMNS, *names]
     return sa.insert(request_rollups).from_select(columns, select)
+
+
+def _rebuild_sums() -> dict[str, ColumnElement[Any]]:
+    """Return each sum column of ``request_rollups`` as an aggregate of request rows."""
+    is_error = sa.or_(_r.error_type.is_not(None), _r.http_status >= 400)
+    zero: ColumnElement[Any] = sa.literal_column("'0'")
+    sums: dict[str, ColumnElement[Any]] = {
+        "requests": sa.func.count(),
+        "errors": sa.func.sum(sa.case((is_error, 1), else_=0)),
+        "unpriced_requests": sa.func.sum(sa.case((_r.unpriced.is_(True), 1), else_=0)),
+        "input_tokens": sa.func.sum(_r.input_tokens),
+        "output_tokens": sa.func.sum(_r.output_tokens),
+        "cache_read_tokens": sa.func.sum(_r.cache_read_tokens),
+        "cache_write_tokens": sa.func.sum(_r.cache_write_tokens),
+        "cache_write_1h_tokens": sa.func.sum(_r.cache_write_1h_tokens),
+        "reasoning_tokens": sa.func.sum(_r.reasoning_tokens),
+        "cost_nanousd": sa.func.coalesce(sa.func.sum(_r.cost_nanousd), 0),
+        "cost_usd": sa.func.coalesce(ExactSum(_r.cost_usd), zero),
+        "cache_saved_usd": sa.func.coalesce(ExactSum(CacheSavedUsd(_r.details)), zero),
+    }
+    savings = SavingsSql()
+    sums.update(savings.count_sums())
+    for name, amount in savings.amount_sums().items():
+        sums[name] = sa.func.coalesce(amount, zero)
+    return sums
 
 
 class BucketStart(FunctionElement[datetime]):

@@ -13,11 +13,12 @@ from thrifty.ledger.record import RequestRecord
 from thrifty.ledger.serialize import details_json_default, to_nanousd
 
 _JSON_FIELDS = ("cost_breakdown", "tags", "details")
+_RECORD_FIELDS = tuple(item.name for item in dataclasses.fields(RequestRecord))
 
 
 def record_to_row(record: RequestRecord) -> dict[str, Any]:
     """Return the ``requests`` row of a checked record."""
-    row = {item.name: getattr(record, item.name) for item in dataclasses.fields(record)}
+    row = {name: getattr(record, name) for name in _RECORD_FIELDS}
     row["cost_nanousd"] = None if record.cost_usd is None else to_nanousd(record.cost_usd)
     row["cost_breakdown"] = orjson.dumps(
         {token_class: format(amount, "f") for token_class, amount in record.cost_breakdown.items()}

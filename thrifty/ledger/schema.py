@@ -156,7 +156,10 @@ sa.Index("ix_request_tags_key_value", request_tags.c.key, request_tags.c.value)
 # one primary key identifies a group on both backends. ``cost_usd`` adds the
 # priced requests only and is 0, not NULL, when none was priced.
 # ``cache_saved_usd`` adds the ``saved_usd`` the response cache notes in a
-# hit's details: what the original, cached call cost.
+# hit's details: what the original, cached call cost. The columns of
+# ROLLUP_SAVINGS_COUNT_COLUMNS and ROLLUP_SAVINGS_DECIMAL_COLUMNS add what
+# ``thrifty.ledger.savings`` takes from each request for the Batch, Flex and
+# response cache savings (revision 0004).
 ROLLUP_DIMENSION_COLUMNS = (
     "provider",
     "endpoint",
@@ -181,6 +184,22 @@ ROLLUP_COUNT_COLUMNS = (
     "reasoning_tokens",
     "cost_nanousd",
 )
+ROLLUP_SAVINGS_COUNT_COLUMNS = (
+    "cache_unpriced_hits",
+    "cache_embedding_requests",
+    "batch_results",
+    "flex_calls",
+    "flex_fallbacks",
+    "flex_rejections",
+    "flex_served",
+)
+ROLLUP_SAVINGS_DECIMAL_COLUMNS = (
+    "cache_embedding_usd",
+    "batch_cost_usd",
+    "batch_standard_cost_usd",
+    "flex_cost_usd",
+    "flex_standard_cost_usd",
+)
 
 request_rollups = sa.Table(
     "request_rollups",
@@ -192,7 +211,73 @@ request_rollups = sa.Table(
     *(sa.Column(name, sa.BigInteger(), nullable=False) for name in ROLLUP_COUNT_COLUMNS),
     sa.Column("cost_usd", ExactDecimal(), nullable=False),
     sa.Column("cache_saved_usd", ExactDecimal(), nullable=False),
+    *(
+        sa.Column(name, sa.BigInteger(), nullable=False, server_default="0")
+        for name in ROLLUP_SAVINGS_COUNT_COLUMNS
+    ),
+    *(
+        sa.Column(name, ExactDecimal(), nullable=False, server_default="0")
+        for name in ROLLUP_SAVINGS_DECIMAL_COLUMNS
+    ),
 )
+
+# Histograms of the cost of one request, per feature and hour or day, for
+# the dashboard's p95 cost per feature call (see ``thrifty.ledger.histogram``).
+# ``bin`` is ``cost_bin`` of a priced request's ``cost_nanousd`` and
+# ``requests`` the number of priced requests in it. ``feature_key`` is
+# ``group_key`` of the feature, so that NULL features fit the primary key.
+cost_histograms = sa.Table(
+    "cost_histograms",
+    metadata,
+    sa.Column("resolution", sa.Text(), primary_key=True),
+    sa.Column("bucket", UTCDateTime(), primary_key=True),
+    sa.Column("feature_key", sa.Text(), primary_key=True),
+    sa.Column("bin", sa.Integer(), primary_key=True),
+    sa.Column("feature", sa.Text()),
+    sa.Column("requests", sa.BigInteger(), nullable=False),
+)
+
+# Sums of the request rows kept per day and user, and per session, for the
+# dashboard's users, top sessions and cost per conversation (see
+# ``thrifty.ledger.spender_rollups``).
+SPENDER_COUNT_COLUMNS = (
+    "requests",
+    "errors",
+    "unpriced_requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_nanousd",
+)
+
+# ``bucket`` is the UTC day and ``user_key`` is ``group_key`` of the user, so
+# that requests without a user fit the primary key. The rows are not split by
+# feature, team or key: users spread over many of them, and a row per
+# combination would be nearly one row per request.
+user_rollups = sa.Table(
+    "user_rollups",
+    metadata,
+    sa.Column("bucket", UTCDateTime(), primary_key=True),
+    sa.Column("user_key", sa.Text(), primary_key=True),
+    sa.Column("user", sa.Text()),
+    *(sa.Column(name, sa.BigInteger(), nullable=False) for name in SPENDER_COUNT_COLUMNS),
+    sa.Column("cost_usd", ExactDecimal(), nullable=False),
+)
+
+# One row per session: the start of its first and last request and the sums
+# of all its requests. Requests without a session have no row.
+session_rollups = sa.Table(
+    "session_rollups",
+    metadata,
+    sa.Column("session", sa.Text(), primary_key=True),
+    sa.Column("first_at", UTCDateTime(), nullable=False),
+    sa.Column("last_at", UTCDateTime(), nullable=False),
+    *(sa.Column(name, sa.BigInteger(), nullable=False) for name in SPENDER_COUNT_COLUMNS),
+    sa.Column("cost_usd", ExactDecimal(), nullable=False),
+)
+sa.Index("ix_session_rollups_first_at", session_rollups.c.first_at)
 
 # The cost figures `thrifty reprice` replaced, one row per request and run:
 # the request's earlier model_priced, cost and breakdown, and the new cost

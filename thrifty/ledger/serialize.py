@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
 import orjson
@@ -16,6 +16,9 @@ import orjson
 from thrifty.errors import LedgerError
 from thrifty.ledger.record import RequestRecord
 
+# Enough digits for any amount a record holds, so no operation on it rounds
+# except the final one to whole nano-dollars.
+_NANO_CONTEXT = Context(prec=100, Emax=999_999, Emin=-999_999)
 _FIELD_NAMES = frozenset(item.name for item in dataclasses.fields(RequestRecord))
 _DATETIME_FIELDS = ("started_at", "first_token_at", "ended_at")
 _TOKEN_FIELDS = (
@@ -86,19 +89,11 @@ def _check_amount(record: RequestRecord, name: str, value: object) -> None:
 
 
 def to_nanousd(amount: Decimal) -> int:
-    """Round a USD amount to whole nano-dollars, half to even, in integer arithmetic."""
-    sign, digits, exponent = amount.as_tuple()
-    assert isinstance(exponent, int), "to_nanousd takes finite amounts"
-    coefficient = int("".join(map(str, digits)) or "0")
-    shift = exponent + 9
-    if shift >= 0:
-        nanos = coefficient * int(10**shift)
-    else:
-        divisor = int(10**-shift)
-        nanos, remainder = divmod(coefficient, divisor)
-        if 2 * remainder > divisor or (2 * remainder == divisor and nanos % 2 == 1):
-            nanos += 1
-    return -nanos if sign else nanos
+    """Round a USD amount to whole nano-dollars, half to even."""
+    # Scaling by 10**9 only moves the exponent, so it is exact; rounding to an
+    # integer then happens once, half to even.
+    nanos = amount.scaleb(9, _NANO_CONTEXT).to_integral_value(ROUND_HALF_EVEN, _NANO_CONTEXT)
+    return int(nanos)
 
 
 def record_to_dict(record: RequestRecord) -> dict[str, Any]:

@@ -8,11 +8,16 @@ from contextlib import contextmanager
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from thrifty.errors import LedgerError
-from thrifty.ledger.database import SQLITE_BUSY_TIMEOUT_S, create_ledger_engine, safe_url
+from thrifty.ledger.database import (
+    SQLITE_BUSY_TIMEOUT_S,
+    create_ledger_engine,
+    dialect_insert,
+    safe_url,
+)
+from thrifty.ledger.histogram import histogram_rows, upsert_histograms
 from thrifty.ledger.migrate import upgrade_to_head
 from thrifty.ledger.record import RequestRecord
 from thrifty.ledger.report import Report, ReportQuery, run_report
@@ -20,6 +25,7 @@ from thrifty.ledger.rollup import rollup_rows, upsert_rollups
 from thrifty.ledger.rows import record_to_row, row_to_record, tag_rows
 from thrifty.ledger.schema import request_tags, requests
 from thrifty.ledger.serialize import check_record
+from thrifty.ledger.spender_rollups import upsert_spender_rollups
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +54,7 @@ class Ledger:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert = dialect_insert(engine.dialect.name)
 
     @property
     def url(self) -> str:
@@ -60,7 +66,8 @@ class Ledger:
 
         A record whose request_id is already stored is skipped, so writing the
         same records again (a spool replay) never duplicates a row. The new
-        records are added to ``request_rollups`` in the same transaction.
+        records are added to ``request_rollups``, ``cost_histograms``,
+        ``user_rollups`` and ``session_rollups`` in the same transaction.
         """
         unique = _first_of_each_id(records)
         if not unique:
@@ -82,7 +89,10 @@ class Ledger:
             tags = [row for r in unique if r.request_id in inserted for row in tag_rows(r)]
             if tags:
                 connection.execute(self._insert(request_tags).on_conflict_do_nothing(), tags)
-            upsert_rollups(connection, rollup_rows(r for r in unique if r.request_id in inserted))
+            new = [r for r in unique if r.request_id in inserted]
+            upsert_rollups(connection, rollup_rows(new))
+            upsert_histograms(connection, histogram_rows(new))
+            upsert_spender_rollups(connection, new)
         return len(inserted)
 
     def get(self, request_id: str) -> RequestRecord | None:

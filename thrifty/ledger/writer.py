@@ -6,6 +6,10 @@ in batches from a worker thread, and then deletes the sealed segments. When
 the database is down the records stay queued and in the spool, and the task
 retries with exponential backoff. ``start`` first replays whatever an earlier
 process left in the spool.
+
+When the spool cannot be written (a full disk), ``submit`` keeps the record
+in memory only and ``accepting`` turns false, so the gateway can reject new
+requests until the spool takes writes again.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
+import time
 from collections import deque
 
 from thrifty.errors import LedgerError
@@ -23,6 +29,10 @@ from thrifty.ledger.spool import Spool
 from thrifty.ledger.store import Ledger
 
 logger = logging.getLogger(__name__)
+
+# How often a failed spool is tried again, and the free space it needs before then.
+SPOOL_PROBE_INTERVAL_S = 1.0
+SPOOL_MIN_FREE_BYTES = 64 * 1024
 
 
 class RecordWriter:
@@ -41,7 +51,8 @@ class RecordWriter:
         batch_size: int = 200,
         flush_interval_s: float = 0.25,
         retry_initial_s: float = 0.5,
-        retry_max_s: float = 30.0,
+        # Kept short so that records reach the ledger within seconds of it recovering.
+        retry_max_s: float = 5.0,
     ) -> None:
         if batch_size < 1:
             raise LedgerError(f"batch_size is {batch_size}; it must be at least 1")
@@ -60,6 +71,11 @@ class RecordWriter:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
+        # Records the spool could not take: queued for the ledger, but lost if
+        # the process dies before they are written.
+        self._unspooled: dict[str, RequestRecord] = {}
+        self._spool_error: str | None = None
+        self._spool_probed_at = 0.0
 
     @property
     def pending_count(self) -> int:
@@ -86,18 +102,57 @@ class RecordWriter:
         self._task = asyncio.create_task(self._run(retry_in), name="thrifty-record-writer")
         self._task.add_done_callback(_log_crash)
 
+    @property
+    def spool_error(self) -> str | None:
+        """Why the spool last failed to take a record, or None while it works."""
+        return self._spool_error
+
+    def accepting(self) -> bool:
+        """Return whether the spool takes records, trying a failed one again each second.
+
+        A failed spool counts as working again once its folder has free space
+        and every record it could not take, and that is not yet in the ledger,
+        has been appended to it.
+        """
+        if self._spool_error is None:
+            return True
+        now = time.monotonic()
+        if now - self._spool_probed_at < SPOOL_PROBE_INTERVAL_S:
+            return False
+        self._spool_probed_at = now
+        if _free_bytes(self.spool.path.parent) < SPOOL_MIN_FREE_BYTES:
+            return False
+        try:
+            for request_id in list(self._unspooled):
+                self.spool.append(self._unspooled[request_id])
+                del self._unspooled[request_id]
+        except LedgerError:
+            return False
+        logger.info("spool %s takes records again", self.spool.path)
+        self._spool_error = None
+        return True
+
     def submit(self, record: RequestRecord) -> None:
         """Append one record to the spool and queue it for the ledger.
 
         Raises LedgerError for a record that cannot be stored. On return the
-        record is in the spool file, which survives the process being killed.
+        record is in the spool file, which survives the process being killed,
+        unless the spool failed (see ``accepting``): then the record is
+        queued in memory only.
         """
         check_record(record)
-        self.spool.append(record)
+        try:
+            self.spool.append(record)
+        except LedgerError as exc:
+            self._spool_failed(record, exc)
         self._queue.append(record)
         self._pending[record.request_id] = record
         if len(self._queue) >= self.batch_size:
             self._wakeup.set()
+
+    def unwritten(self) -> list[RequestRecord]:
+        """Return the records submitted or replayed and not yet written to the ledger."""
+        return list(self._pending.values())
 
     def lookup(self, request_id: str) -> RequestRecord | None:
         """Return a record not yet written from memory, or else from the ledger."""
@@ -191,6 +246,27 @@ class RecordWriter:
     def _forget(self, record: RequestRecord) -> None:
         if self._pending.get(record.request_id) is record:
             del self._pending[record.request_id]
+        self._unspooled.pop(record.request_id, None)
+
+    def _spool_failed(self, record: RequestRecord, exc: LedgerError) -> None:
+        if self._spool_error is None:
+            logger.error(
+                "%s; the record is kept in memory until the ledger has it, and new "
+                "requests are rejected until the spool takes writes again "
+                "(unless gateway.spool_full is fail_open)",
+                exc,
+            )
+        self._spool_error = str(exc)
+        self._spool_probed_at = time.monotonic()
+        self._unspooled[record.request_id] = record
+
+
+def _free_bytes(folder: os.PathLike[str] | str) -> int:
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return 0
+    return stats.f_bavail * stats.f_frsize
 
 
 async def _wait(event: asyncio.Event, timeout_s: float) -> None:

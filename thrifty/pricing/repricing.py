@@ -33,9 +33,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from thrifty.errors import LedgerError, PricingError, UsageError
 from thrifty.ledger import Ledger
+from thrifty.ledger.histogram import rebuild_histograms
 from thrifty.ledger.rollup import bucket_start, rebuild_rollups
 from thrifty.ledger.schema import ExactDecimal, request_cost_history, requests
 from thrifty.ledger.serialize import to_nanousd
+from thrifty.ledger.spender_rollups import rebuild_spender_rollups
 from thrifty.pricing.engine import CostEngine
 from thrifty.pricing.model import Cost
 from thrifty.usage.model import Usage
@@ -301,11 +303,17 @@ def _store(ledger: Ledger, changes: Sequence[_Change], repriced_at: datetime) ->
                     # Writers add to the rollups as they insert; hold them off
                     # until the rebuilt days are committed.
                     connection.execute(
-                        sa.text("LOCK TABLE request_rollups IN SHARE ROW EXCLUSIVE MODE")
+                        sa.text(
+                            "LOCK TABLE request_rollups, cost_histograms, user_rollups, "
+                            "session_rollups IN SHARE ROW EXCLUSIVE MODE"
+                        )
                     )
                 connection.execute(update, updates)
                 connection.execute(sa.insert(request_cost_history), history)
                 rebuild_rollups(connection, since=first_day, until=end_day)
+                # New costs move requests between cost bins too.
+                rebuild_histograms(connection, since=first_day, until=end_day)
+                rebuild_spender_rollups(connection, since=first_day, until=end_day)
     except SQLAlchemyError as exc:
         raise LedgerError(
             f"could not store {len(changes)} repriced requests in the ledger at "

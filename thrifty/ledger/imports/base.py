@@ -9,6 +9,7 @@ file twice writes nothing the second time: the ledger skips ids it has.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -164,7 +165,7 @@ def json_lines(path: Path, expected: str) -> Iterator[tuple[int, Any]]:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
         raise ImportFileError(f"cannot read import file {path}: {exc.strerror}") from exc
-    with handle:
+    with handle, utf8_errors_as_import_errors(path):
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
@@ -174,6 +175,15 @@ def json_lines(path: Path, expected: str) -> Iterator[tuple[int, Any]]:
                 raise ImportFileError(
                     f"{path} line {number} is not JSON ({exc.msg}); {expected}"
                 ) from exc
+
+
+@contextlib.contextmanager
+def utf8_errors_as_import_errors(path: Path) -> Iterator[None]:
+    """Turn a decoding error while a text file is read into an ImportFileError."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(f"import file {path} is not UTF-8 text: {exc}") from exc
 
 
 def buckets_of(documents: Iterable[Any], path: Path) -> Iterator[Mapping[str, Any]]:

@@ -46,6 +46,7 @@ from thrifty.ledger.imports.base import (
     price,
     text,
     usage_fields,
+    utf8_errors_as_import_errors,
 )
 from thrifty.ledger.record import RequestRecord
 from thrifty.usage import Usage
@@ -74,7 +75,7 @@ def read_litellm(path: Path, options: ImportOptions) -> Iterator[Row]:
         handle = path.open(encoding="utf-8", newline="")
     except OSError as exc:
         raise ImportFileError(f"cannot read import file {path}: {exc.strerror}") from exc
-    with handle:
+    with handle, utf8_errors_as_import_errors(path):
         reader = csv.DictReader(handle)
         _check_columns(reader.fieldnames, path)
         for row in reader:

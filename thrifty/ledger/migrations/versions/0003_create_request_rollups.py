@@ -59,10 +59,8 @@ def upgrade() -> None:
             "cache_saved_usd", sa.Numeric().with_variant(sa.Text(), "sqlite"), nullable=False
         ),
     )
-    # NOTE: the fill runs today's rebuild_rollups, which writes the columns of
-    # today's request_rollups. A later revision that changes those columns must
-    # make this fill write only the columns created above.
-    rebuild_rollups(op.get_bind())
+    # Fill only the columns created above: later revisions add more.
+    rebuild_rollups(op.get_bind(), sums=(*_COUNTS, "cost_usd", "cache_saved_usd"))
 
 
 def downgrade() -> None:

@@ -29,6 +29,7 @@ from thrifty.sandbox.server import SandboxServer
 from thrifty.sandbox.settings import SandboxSettings
 from thrifty.traces import read_trace
 from thrifty.traces.replay import replay
+from thrifty.usage import Usage
 
 DAY_START = datetime(2026, 11, 2, tzinfo=UTC)
 ENGINE = CostEngine()
@@ -244,3 +245,83 @@ def test_forecast_adds_the_mean_day_for_days_left(tmp_path: Path) -> None:
     assert total.projected == each * 30
     assert total.low == each * 30
     assert total.high == each * 30
+
+
+def _anthropic_prefix_record(request_id: str, minutes: int) -> RequestRecord:
+    prefixes = {str(length): f"p{length}" for length in (2048, 4096, 8192)}
+    return _priced(
+        request_id,
+        provider="anthropic",
+        model_requested="claude-haiku-4-5",
+        model_served="claude-haiku-4-5",
+        model_priced="claude-haiku-4-5",
+        input_tokens=2500,
+        output_tokens=100,
+        started_at=DAY_START + timedelta(minutes=minutes),
+        details={"request": {"prefix": prefixes, "prompt_chars": 10000}},
+    )
+
+
+def _prompt_caching_only(window: timedelta) -> Scenario:
+    return Scenario(
+        name="test",
+        batch_features=frozenset(),
+        flex_features=None,
+        flex_fallback_share=Decimal(0),
+        cache_ttl=None,
+        cache_any_temperature=False,
+        prompt_cache_window=window,
+        prefix_upper_bound=False,
+        successors={},
+        levers=frozenset({"prompt_caching"}),
+    )
+
+
+@pytest.mark.parametrize(
+    ("window", "one_hour"), [(timedelta(minutes=5), False), (timedelta(hours=1), True)]
+)
+def test_prompt_caching_charges_anthropic_write(
+    tmp_path: Path, window: timedelta, one_hour: bool
+) -> None:
+    records = [_anthropic_prefix_record(f"r{i}", i) for i in range(3)]
+    ledger = _ledger(tmp_path, records)
+    traffic = load_traffic(ledger)
+    ledger.close()
+    result = Simulator(ENGINE, _prompt_caching_only(window)).run(traffic)
+
+    # 8,192 of 10,000 characters are shared: 2,500 * 8192 // 10000 = 2,048 tokens.
+    full = Usage(input_tokens=2500, output_tokens=100)
+    read = replace(full, cache_read_tokens=2048)
+    written = Usage(
+        input_tokens=2500, cache_write_tokens=2048, cache_write_1h_tokens=2048 if one_hour else 0
+    )
+    price = ENGINE.price
+    before = price("anthropic", "claude-haiku-4-5", full).cost_usd or Decimal(0)
+    after = price("anthropic", "claude-haiku-4-5", read).cost_usd or Decimal(0)
+    plain = price("anthropic", "claude-haiku-4-5", Usage(input_tokens=2500)).cost_usd or Decimal(0)
+    as_write = price("anthropic", "claude-haiku-4-5", written).cost_usd or Decimal(0)
+    premium = as_write - plain
+    tally = result.levers["prompt_caching"]
+    # The first read pays the first request's write; the second read pays none.
+    assert premium == Decimal("0.000001") * 2048 * (Decimal(1) if one_hour else Decimal("0.25"))
+    assert tally.saving == 2 * (before - after) - premium
+    assert tally.requests == 2
+    assert result.simulated == before + 2 * after + premium
+
+
+def test_costlier_model_update_after_cache_write_is_skipped(tmp_path: Path) -> None:
+    records = [_anthropic_prefix_record(f"r{i}", i) for i in range(3)]
+    ledger = _ledger(tmp_path, records)
+    traffic = load_traffic(ledger)
+    ledger.close()
+    scenario = replace(
+        _prompt_caching_only(timedelta(minutes=5)),
+        successors={"claude-haiku-4-5": "claude-sonnet-4-5"},
+        levers=frozenset({"prompt_caching", "model_update"}),
+    )
+    result = Simulator(ENGINE, scenario).run(traffic)
+
+    alone = Simulator(ENGINE, _prompt_caching_only(timedelta(minutes=5))).run(traffic)
+    assert result.levers["model_update"].requests == 0
+    assert result.levers["model_update"].saving == 0
+    assert result.simulated == alone.simulated

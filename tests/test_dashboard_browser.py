@@ -310,3 +310,15 @@ def test_login_required_once_master_key_set(
             assert [error for error in tab.errors if "401" not in error] == []
         finally:
             tab.close()
+
+
+def test_advice_page_shows_plan_and_chart(tab: Page, gateway: RunningGateway) -> None:
+    tab.open("advice", "advice")
+    tab.page.wait_for_selector("#advice-chart .main-svg")
+    data = api(gateway, "advice")
+    plan_rows = tab.page.locator("section", has_text="Savings plan").locator("tbody tr")
+    assert plan_rows.count() == len(data["plan"]["levers"])
+    assert tab.page.locator("#advice-chart g.trace.bars").count() == 3
+    assert tab.card("Anomalies") == str(len(data["anomalies"]))
+    tab.screenshot("advice")
+    assert tab.errors == []

@@ -6,17 +6,30 @@ Flex attempts fall back to the standard tier. It caches responses only at
 temperature 0, for 10 minutes, and prompt prefixes for 5 minutes. The
 generous one also moves features whose names suggest background work,
 assumes no Flex fallback, and caches for a day and prefixes for an hour.
+Routing and prompt trimming are estimated only from evidence in the ledger
+(benchmark grades, the prompts step's annotations); each module docstring
+of ``bench_evidence`` and ``prompt_evidence`` states its cautious and
+generous rule.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 
+from thrifty.advisor.bench_evidence import (
+    MIN_GRADED_ANSWERS,
+    QUALITY_TOLERANCE,
+    BenchScores,
+    Routes,
+    choose_routes,
+    unbenchmarked_features,
+)
+from thrifty.advisor.prompt_evidence import removed_shares, trim_shares, unmeasured_features
 from thrifty.advisor.simulation import LEVERS, Scenario, SimulationResult, Simulator
 from thrifty.advisor.successors import SUCCESSORS
 from thrifty.advisor.traffic import Traffic, usage_of
@@ -38,7 +51,11 @@ _TITLES = {
     "response_cache": "Answer exact repeats from the response cache",
     "prompt_caching": "Let provider prompt caching reuse repeated prefixes",
     "model_update": "Move to newer, cheaper models of the same family",
+    "routing": "Route features to a cheaper model that benchmarks as well",
+    "prompt_trimming": "Remove the input the prompt transforms measured as removable",
 }
+# Maximum number of features a "not estimated" finding names.
+_LISTED_FEATURES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +90,16 @@ class Advice:
 
 
 @dataclass(frozen=True, slots=True)
+class FeatureSpend:
+    """One feature's monthly spend now and after every lever, in each scenario."""
+
+    feature: str
+    before: Decimal
+    after_cautious: Decimal
+    after_generous: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     monthly_spend: Decimal
     levers: list[LeverPlan]
@@ -82,6 +109,7 @@ class Plan:
     failed_requests: int
     period: timedelta
     notes: list[str] = field(default_factory=list)
+    features: list[FeatureSpend] = field(default_factory=list)
 
     @property
     def saving_low(self) -> Decimal:
@@ -92,17 +120,40 @@ class Plan:
         return sum((lever.saving_high for lever in self.levers), Decimal(0))
 
 
-def build_plan(traffic: Traffic, engine: CostEngine, *, background: Iterable[str] = ()) -> Plan:
-    """Simulate both scenarios over the traffic and rank the levers by saving."""
+def build_plan(
+    traffic: Traffic,
+    engine: CostEngine,
+    *,
+    background: Iterable[str] = (),
+    bench: BenchScores | None = None,
+) -> Plan:
+    """Simulate both scenarios over the traffic and rank the levers by saving.
+
+    ``bench`` contains the benchmark grades per feature and model (see
+    ``load_bench_scores``); without it routing is listed as not estimated.
+    """
     explicit = frozenset(background)
     nightly = nightly_features(traffic)
     named = frozenset(
         feature for feature in _features(traffic) if any(w in feature for w in BACKGROUND_WORDS)
     )
     successors = cheaper_successors(traffic, engine)
+    scores = bench or {}
+    shares = removed_shares(traffic)
     confident = explicit | nightly
-    cautious = _cautious(confident, named - confident, successors)
-    generous = _generous(explicit | nightly | named, successors)
+    routes = choose_routes(traffic, engine, scores, cautious=False)
+    cautious = replace(
+        _cautious(confident, named - confident, successors),
+        routes=choose_routes(traffic, engine, scores, cautious=True),
+        benchmarked=frozenset(routes),
+        trim_shares=trim_shares(shares, cautious=True),
+    )
+    generous = replace(
+        _generous(explicit | nightly | named, successors),
+        routes=routes,
+        benchmarked=frozenset(routes),
+        trim_shares=trim_shares(shares, cautious=False),
+    )
     low = Simulator(engine, cautious).run(traffic)
     high = Simulator(engine, generous).run(traffic)
 
@@ -114,19 +165,50 @@ def build_plan(traffic: Traffic, engine: CostEngine, *, background: Iterable[str
             _alone(engine, generous, name, traffic),
         )
         levers.append(
-            _lever_plan(name, low=low, high=high, alone=alone, factor=factor, successors=successors)
+            _lever_plan(name, low=low, high=high, alone=alone, factor=factor, scenario=generous)
         )
     levers = [lever for lever in levers if lever.saving_high > 0]
     levers.sort(key=lambda lever: lever.saving_high + lever.saving_low, reverse=True)
+    unmeasured = _unmeasured_advice(
+        unbenchmarked_features(traffic, scores), unmeasured_features(traffic, shares)
+    )
     return Plan(
         monthly_spend=traffic.spend * factor,
         levers=levers,
-        advice=output_cap_advice(traffic) + _unmeasured_advice(),
+        advice=output_cap_advice(traffic) + unmeasured,
         requests=len(traffic.records),
         unpriced_requests=traffic.unpriced_requests,
         failed_requests=traffic.failed_requests,
         period=traffic.period,
-        notes=_notes(traffic),
+        notes=_notes(traffic) + _route_notes(generous.routes),
+        features=feature_spend(traffic, low, high),
+    )
+
+
+def feature_spend(
+    traffic: Traffic, cautious: SimulationResult, generous: SimulationResult
+) -> list[FeatureSpend]:
+    """Return each feature's monthly spend before and after the plan, highest spend first."""
+    factor = traffic.monthly_factor
+    before: dict[str, Decimal] = defaultdict(Decimal)
+    for record in traffic.records:
+        before[record.feature or "(none)"] += record.cost_usd or Decimal(0)
+    rows = [
+        FeatureSpend(
+            feature=feature,
+            before=spend * factor,
+            after_cautious=(spend - _feature_saving(cautious, feature)) * factor,
+            after_generous=(spend - _feature_saving(generous, feature)) * factor,
+        )
+        for feature, spend in before.items()
+    ]
+    rows.sort(key=lambda row: (-row.before, row.feature))
+    return rows
+
+
+def _feature_saving(result: SimulationResult, feature: str) -> Decimal:
+    return sum(
+        (tally.by_feature.get(feature, Decimal(0)) for tally in result.levers.values()), Decimal(0)
     )
 
 
@@ -210,7 +292,7 @@ def _lever_plan(
     high: SimulationResult,
     alone: tuple[Decimal, Decimal],
     factor: Decimal,
-    successors: dict[str, str],
+    scenario: Scenario,
 ) -> LeverPlan:
     cautious, generous = low.levers[name], high.levers[name]
     ranked = sorted(generous.by_feature.items(), key=lambda item: item[1], reverse=True)
@@ -226,12 +308,20 @@ def _lever_plan(
         requests=generous.requests,
         features=features,
         samples=generous.samples,
-        config=_config_snippet(name, features, successors),
+        config=_config_snippet(name, features, scenario),
         assumptions=_assumptions(name),
     )
 
 
-def _config_snippet(name: str, features: list[str], successors: dict[str, str]) -> str:
+def _config_snippet(name: str, features: list[str], scenario: Scenario) -> str:
+    if name == "routing":
+        return routing_snippet(features, scenario.routes)
+    if name == "prompt_trimming":
+        return trimming_snippet(features, scenario.trim_shares)
+    return _tier_snippet(name, features, scenario.successors)
+
+
+def _tier_snippet(name: str, features: list[str], successors: dict[str, str]) -> str:
     listed = ", ".join(features) or "FEATURE"
     if name == "batch":
         return f"thrifty batch submit requests.jsonl --name nightly   # features: {listed}"
@@ -248,6 +338,47 @@ def _config_snippet(name: str, features: list[str], successors: dict[str, str]) 
     return f"Change the model in the app or a route: {moves}"
 
 
+def routing_snippet(features: list[str], routes: Routes) -> str:
+    """Write a ``routing:`` section with one route per feature, to the benchmarked model.
+
+    The app calls ``thrifty/<feature>`` as its model. A model of another
+    provider than the feature's is written as ``provider/model``.
+    """
+    lines = ["routing:", "  routes:"]
+    for (feature, model), target in sorted(routes.items()):
+        if feature not in features:
+            continue
+        cheap = target.model
+        if target.provider != target.current.provider:
+            cheap = f"{target.provider}/{target.model}"
+        lines += [
+            f"    {feature}:",
+            f"      models: [{cheap}, {model}]",
+            "      policy: rules",
+            f"      rules: [{{when: {{feature: [{feature}]}}, model: {cheap}}}]",
+            f"      otherwise: {model}",
+        ]
+    return "\n".join(lines)
+
+
+def trimming_snippet(features: list[str], shares: Mapping[str, Decimal]) -> str:
+    """Write a ``prompts:`` section that runs the lossless transforms on each feature.
+
+    Trimming and compression need settings (a token budget, a ratio) that the
+    ledger does not record, so the generous figure's transforms are left to a comment.
+    """
+    lines = [
+        "# for the generous figure, add the trim or compress settings the",
+        "# optimized requests of these features ran with",
+        "prompts:",
+        "  features:",
+    ]
+    for feature in features:
+        if feature in shares:
+            lines.append(f"    {feature}: {{transforms: [lossless]}}")
+    return "\n".join(lines)
+
+
 def _assumptions(name: str) -> str:
     return {
         "batch": "results within 24 hours are acceptable; batch rates are 50% of standard",
@@ -255,31 +386,73 @@ def _assumptions(name: str) -> str:
         "response_cache": "cautious: temperature 0 only, 10-minute TTL; generous: any, 1 day",
         "prompt_caching": (
             "cautious: 5-minute cache lifetime, the shortest prefix the fingerprints "
-            "allow; generous: 1 hour, the longest"
+            "allow; generous: 1 hour, the longest; each cached prefix's first write is "
+            "charged at the provider's cache-write rate (Anthropic: 1.25x input for 5 "
+            "minutes, 2x for 1 hour)"
         ),
         "model_update": "the newer model serves the same tokens; check quality with a benchmark",
+        "routing": (
+            "the benchmarked model serves the same tokens; cautious: the lower bound of the "
+            "95% Wilson interval of its mean score is at least the current model's mean score "
+            f"minus {QUALITY_TOLERANCE} (scores run from 0 to 1); generous: its mean score "
+            f"itself is; each model needs {MIN_GRADED_ANSWERS} graded answers on the feature; "
+            "routed requests get no model update"
+        ),
+        "prompt_trimming": (
+            "the share of input the prompts step removed on a feature's optimized requests "
+            "applies to its other requests, taken from their uncached input and priced at "
+            "the model's input rate; cautious: lossless transforms only; generous: every "
+            "recorded transform, trimming and compression included"
+        ),
     }[name]
 
 
-def _unmeasured_advice() -> list[Advice]:
+def _unmeasured_advice(unbenchmarked: list[str], unmeasured: list[str]) -> list[Advice]:
+    advice = []
+    if unbenchmarked:
+        advice.append(
+            Advice(
+                "Routing to cheaper models",
+                f"needs a benchmark for {_listed(unbenchmarked)}: run `thrifty bench models "
+                "EVAL.jsonl --models CHEAP,CURRENT --feature FEATURE --db LEDGER_URL` with an "
+                "evaluation set of that feature's prompts to learn whether a cheaper model "
+                "serves it well",
+            )
+        )
+    if unmeasured:
+        advice.append(
+            Advice(
+                "Prompt trimming",
+                f"not estimated for {_listed(unmeasured)}: the ledger keeps no prompt text, "
+                "so run `thrifty prompts analyze` on a sample of request bodies, or enable "
+                "the prompts step for part of the feature's traffic to record what it removes",
+            )
+        )
+    return advice
+
+
+def _listed(features: list[str]) -> str:
+    shown = ", ".join(features[:_LISTED_FEATURES])
+    more = len(features) - _LISTED_FEATURES
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _route_notes(routes: Routes) -> list[str]:
     return [
-        Advice(
-            "Routing to cheaper models",
-            "not estimated: run `thrifty bench models` or `thrifty route eval` on this "
-            "traffic's features to learn which ones a cheaper model serves well",
-        ),
-        Advice(
-            "Prompt trimming",
-            "not estimated from the ledger, which keeps no prompt text: run "
-            "`thrifty prompts analyze` on a sample of request bodies",
-        ),
+        f"Routing evidence for {feature}: {model} scored {target.current.mean:.3f} on "
+        f"{target.current.answers} graded answers, {target.model} {target.replacement.mean:.3f} "
+        f"on {target.replacement.answers} (95% Wilson lower bound "
+        f"{target.replacement.wilson_lower:.3f})."
+        for (feature, model), target in sorted(routes.items())
     ]
 
 
 def _notes(traffic: Traffic) -> list[str]:
     notes = [
         "Levers are applied in sequence per request (batch, flex, response cache, prompt "
-        "caching, model update), so no dollar is counted twice and the savings add up.",
+        "caching, routing, model update, prompt trimming), so no dollar is counted twice "
+        "and the savings add up. A request routed to a benchmarked model gets no model "
+        "update.",
         f"Monthly figures scale the {traffic.period} of traffic studied to "
         f"30.44 days (x{traffic.monthly_factor:.2f}).",
     ]

@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from thrifty.advisor.forecast import Projection
 from thrifty.advisor.plan import Plan
 
 
@@ -40,6 +41,28 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         ],
         "advice": [{"title": item.title, "detail": item.detail} for item in plan.advice],
         "notes": plan.notes,
+        "features": [
+            {
+                "feature": row.feature,
+                "monthly_usd": _usd(row.before),
+                "after_cautious_usd": _usd(row.after_cautious),
+                "after_generous_usd": _usd(row.after_generous),
+            }
+            for row in plan.features
+        ],
+    }
+
+
+def projection_json(projection: Projection) -> dict[str, Any]:
+    """Return a month-end projection with every amount as an exact decimal string."""
+    return {
+        "key": projection.key,
+        "month": projection.month,
+        "spent_usd": _usd(projection.spent),
+        "projected_usd": _usd(projection.projected),
+        "low_usd": _usd(projection.low),
+        "high_usd": _usd(projection.high),
+        "days_seen": projection.days_seen,
     }
 
 
@@ -91,7 +114,9 @@ def print_plan(plan: Plan, console: Console | None = None) -> None:
     for lever in plan.levers:
         console.print(f"[bold]{lever.title}[/bold]: {lever.assumptions}")
         console.print(f"  samples: {', '.join(lever.samples)}")
-        console.print(f"  {lever.config.strip()}".replace("\n", "\n  "), highlight=False)
+        # A snippet's YAML lists look like console markup, so markup is off for it.
+        snippet = f"  {lever.config.strip()}".replace("\n", "\n  ")
+        console.print(snippet, highlight=False, markup=False)
     for item in plan.advice:
         console.print(f"[bold]{item.title}[/bold]: {item.detail}")
     for note in plan.notes:

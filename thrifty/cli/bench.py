@@ -60,6 +60,13 @@ def models_command(
         str | None,
         typer.Option(help="The gateway's ledger URL; each answer's grade is added to its record."),
     ] = None,
+    feature: Annotated[
+        str | None,
+        typer.Option(
+            help="Production feature the evaluation set stands for; stored with each grade "
+            "(--db) so `thrifty advise` can estimate routing that feature's traffic."
+        ),
+    ] = None,
     output_dir: Annotated[
         Path, typer.Option(help="Folder for results.jsonl, outcomes.jsonl, the PNG and HTML.")
     ] = Path("bench_results"),
@@ -80,7 +87,7 @@ def models_command(
     )
     results = asyncio.run(run_benchmark(items, run))
     summaries = summarize(results, names)
-    annotated = _annotate(db, results, run.run_id)
+    annotated = _annotate(db, results, run.run_id, feature)
     _write_outputs(output_dir, results, summaries, run.run_id)
 
     if as_json:
@@ -117,12 +124,14 @@ def _headers(values: list[str]) -> dict[str, str]:
     return headers
 
 
-def _annotate(db: str | None, results: list[BenchResult], run_id: str) -> int | None:
+def _annotate(
+    db: str | None, results: list[BenchResult], run_id: str, feature: str | None
+) -> int | None:
     if db is None:
         return None
     ledger = open_ledger(db)
     try:
-        return annotate_grades(ledger, results, run_id)
+        return annotate_grades(ledger, results, run_id, feature=feature)
     finally:
         ledger.close()
 

@@ -27,7 +27,8 @@ from starlette.staticfiles import StaticFiles
 
 from thrifty.config import GatewayConfig
 from thrifty.control.config import ControlConfig
-from thrifty.dashboard import csv_export, queries, savings, unit_costs
+from thrifty.dashboard import csv_export, queries, savings, spender_queries, unit_costs
+from thrifty.dashboard.advice import advice_view
 from thrifty.dashboard.auth import DashboardAuth
 from thrifty.dashboard.batches import batches_view
 from thrifty.dashboard.budgets import budgets_view, control_events
@@ -102,6 +103,7 @@ def create_dashboard(config: GatewayConfig) -> LoginRequired:
         Route("/api/budgets", endpoints.budgets, methods=["GET"]),
         Route("/api/control", endpoints.control_events, methods=["GET"]),
         Route("/api/batches", endpoints.batches, methods=["GET"]),
+        Route("/api/advice", endpoints.advice, methods=["GET"]),
     ]
     router = Router(routes=routes, default=_not_found)
     return LoginRequired(router, auth)
@@ -168,11 +170,10 @@ class _Endpoints:
         limit = positive_int(request.query_params, "limit", 20, MAX_TOP_LIMIT)
 
         def work(ledger: Ledger) -> dict[str, Any]:
-            report = ledger.report(view.query([dimension], limit=limit))
             return {
                 "view": view.public(),
                 "dimension": dimension,
-                "rows": queries.top_rows(report),
+                "rows": _top_rows(ledger, view, dimension, limit),
             }
 
         return await _answer(request, work, csv_export.table_rows("rows"))
@@ -252,6 +253,23 @@ class _Endpoints:
 
     async def batches(self, request: Request) -> Response:
         return await _answer(request, batches_view, csv_export.table_rows("jobs"))
+
+    async def advice(self, request: Request) -> Response:
+        view = _view(request)
+        engine = _engine(request)
+        now = datetime.now(UTC)
+        return await _answer(request, lambda ledger: advice_view(ledger, view, engine, now))
+
+
+def _top_rows(ledger: Ledger, view: View, dimension: str, limit: int) -> list[dict[str, Any]]:
+    """Return the top list of ``dimension``, from the spender rollups where they answer it."""
+    if dimension == "user" and spender_queries.user_rollup_usable(view):
+        return spender_queries.top_users(ledger, view, limit)
+    if dimension == "session":
+        sessions = spender_queries.top_sessions(ledger, view, limit)
+        if sessions is not None:
+            return sessions
+    return queries.top_rows(ledger.report(view.query([dimension], limit=limit)))
 
 
 def _view(request: Request) -> View:

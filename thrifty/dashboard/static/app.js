@@ -297,7 +297,12 @@
       ),
       el("p", {
         class: "note",
-        text: "p95 is the nearest-rank 95th percentile, in whole nano-dollars. The CSV exports list every bucket.",
+        text:
+          "p95 is the nearest-rank 95th percentile, in whole nano-dollars. " +
+          (feature.p95 && feature.p95.method === "histogram"
+            ? "Per feature call it is approximate, read from cost histograms: " + feature.p95.bound + ". "
+            : "") +
+          "Per conversation it is exact. The CSV exports list every bucket.",
       }),
     );
     const points = (series) => feature.buckets.filter((bucket) => bucket in series.points);
@@ -507,6 +512,82 @@
     );
   }
 
+  async function advice(params) {
+    const query = apiParams(params);
+    const data = await getJson("api/advice", query);
+    const plan = data.plan;
+    const chart = el("div", { class: "chart", id: "advice-chart" });
+    const range = (low, high) => `${usd(low)} to ${usd(high)}`;
+    const forecastColumns = (label) => [
+      { key: "key", label },
+      money("Spent", "spent_usd"),
+      money("Projected", "projected_usd"),
+      { key: "low_usd", label: "Interval (about 95%)", num: true, format: (value, row) => range(value, row.high_usd) },
+    ];
+    view.replaceChildren(
+      el(
+        "div",
+        { class: "cards" },
+        el("div", { class: "card" }, el("div", { class: "label", text: "Spend a month" }), el("div", { class: "value", text: usd(plan.monthly_spend_usd) })),
+        el("div", { class: "card" }, el("div", { class: "label", text: "Possible saving a month" }), el("div", { class: "value", text: range(plan.saving_low_usd, plan.saving_high_usd) })),
+        el("div", { class: "card" }, el("div", { class: "label", text: "Anomalies" }), el("div", { class: "value", text: count(data.anomalies.length) })),
+      ),
+      panel(
+        "Savings plan",
+        null,
+        table(
+          [
+            { key: "title", label: "lever" },
+            { key: "saving_low_usd", label: "Saving a month", num: true, format: (value, row) => range(value, row.saving_high_usd) },
+            money("Applies to", "applies_to_usd"),
+            counted("Requests", "requests"),
+            { key: "features", label: "features", format: (value) => value.join(", ") },
+            { key: "config", label: "config", format: (value) => el("pre", { text: value }) },
+          ],
+          plan.levers,
+          "No lever saves money on this range.",
+        ),
+        ...plan.advice.map((item) => el("p", { class: "note", text: `${item.title}: ${item.detail}` })),
+      ),
+      panel("Spend by feature, before and after the plan", null, chart),
+      panel(
+        "Anomalies",
+        null,
+        table(
+          [
+            { key: "kind", label: "kind" },
+            { key: "subject", label: "subject" },
+            { key: "period", label: "period" },
+            { key: "message", label: "finding" },
+          ],
+          data.anomalies,
+          "No anomaly in the last complete hour or today.",
+        ),
+      ),
+      panel(
+        "Month-end forecast by budget",
+        null,
+        table(
+          [{ key: "budget_id", label: "budget" }, money("Limit", "limit_usd"), ...forecastColumns("scope"), { key: "overspend", label: "over limit", format: (value) => (value ? "yes" : "no") }],
+          data.forecast.budgets,
+          "No monthly budget is set.",
+        ),
+      ),
+      panel("Month-end forecast by feature", null, table(forecastColumns("feature"), data.forecast.features, "No spend this month.")),
+      panel("Month-end forecast by team", null, table(forecastColumns("team"), data.forecast.teams, "No spend this month.")),
+    );
+    const names = plan.features.map((row) => row.feature);
+    plot(
+      chart,
+      [
+        ["now", "monthly_usd"],
+        ["after (cautious)", "after_cautious_usd"],
+        ["after (generous)", "after_generous_usd"],
+      ].map(([name, key]) => ({ type: "bar", name, x: names, y: plan.features.map((row) => Number(row[key])) })),
+      { barmode: "group", yaxis: { title: { text: "USD a month" } } },
+    );
+  }
+
   const PAGES = {
     overview,
     savings,
@@ -517,6 +598,7 @@
     budgets,
     alerts,
     batches,
+    advice,
   };
 
   // ---- the filter form and navigation ----

@@ -16,9 +16,17 @@ _POLL_S = 0.05
 
 
 def annotate_grades(
-    ledger: Ledger, results: Sequence[BenchResult], run_id: str, *, timeout_s: float = 30.0
+    ledger: Ledger,
+    results: Sequence[BenchResult],
+    run_id: str,
+    *,
+    feature: str | None = None,
+    timeout_s: float = 30.0,
 ) -> int:
     """Store each graded answer's grade in ``details["bench"]`` of its record.
+
+    ``feature`` names the production feature the evaluation set stands for;
+    ``thrifty advise`` compares models on that feature's traffic by it.
 
     The gateway writes records in batches, so a record may reach the ledger
     a moment after its response; each is waited for until ``timeout_s``
@@ -35,6 +43,8 @@ def annotate_grades(
             "score": result.score,
             "grade": result.grade_detail,
         }
+        if feature is not None:
+            note["feature"] = feature
         while not ledger.annotate(result.request_id, DETAILS_KEY, note):
             if time.monotonic() > deadline:
                 logger.warning(

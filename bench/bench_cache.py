@@ -8,12 +8,19 @@ Prints Markdown tables for docs/benchmarks.md:
   checks and the entry read) over ``--vectors`` 384-dimensional vectors in
   one partition, the worst case, not counting the embedding;
 - the local embedder's throughput, batched and one text at a time;
-- precision, recall and F1 per threshold on the Quora Question Pairs file,
-  follow-up leaks on the MeanCache contextual queries, and paraphrase recall
-  on GPTCache's pairs, read from ../shared/data/cache.
+- precision, recall and F1 per threshold on the training and held-out
+  splits of the Quora Question Pairs file, follow-up leaks on the MeanCache
+  contextual queries, and paraphrase recall on GPTCache's pairs, read from
+  ../shared/data/cache;
+- with ``--study``, the alternatives to the word-level checks that were
+  measured and not adopted: raw cosine similarity, and a logistic verifier
+  over cosine and word-level features, fitted on the training split and
+  measured on the held-out split and GPTCache's pairs. This embeds every
+  text of both files (about 25,000), minutes on 2 cores.
 
     .venv/bin/python bench/bench_cache.py
     .venv/bin/python bench/bench_cache.py --skip-quality --vectors 20000
+    .venv/bin/python bench/bench_cache.py --skip-lookups --study
 """
 
 from __future__ import annotations
@@ -112,10 +119,10 @@ def bench_exact(entries: int, lookups: int) -> list[tuple[str, list[float]]]:
             tiers.append(("Redis, then SQLite", tier))
         store.close()
         loop = asyncio.new_event_loop()
-        for name, tier in tiers:
+        for name, hot_tier in tiers:
             cache = ResponseCache(
                 open_store(f"sqlite:///{folder}/cache.db"),
-                redis=tier,
+                redis=hot_tier,
                 max_entries=10**9,
                 max_bytes=10**12,
             )
@@ -126,9 +133,9 @@ def bench_exact(entries: int, lookups: int) -> list[tuple[str, list[float]]]:
 
             timed(loop, 200, lookup)
             rows.append((name, timed(loop, lookups, lookup)))
-            if tier is not None:
-                tier.clear()
-                loop.run_until_complete(tier.aclose())
+            if hot_tier is not None:
+                hot_tier.clear()
+                loop.run_until_complete(hot_tier.aclose())
             cache.close()
         loop.close()
     return rows
@@ -193,6 +200,7 @@ def quality() -> None:
         evaluate_follow_ups,
         evaluate_pairs,
         read_pairs,
+        select_split,
     )
 
     if not local_model_available() or not DATA.exists():
@@ -200,20 +208,20 @@ def quality() -> None:
         return
     embedder = LocalEmbedder()
     qqp = [p for p in read_pairs(DATA / "meancache_qqp_val.csv") if isinstance(p, Pair)]
-    thresholds = (0.80, 0.85, 0.90, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.985, 0.99, 0.995)
-    evaluation = evaluate_pairs(qqp, embedder, thresholds=thresholds)
-    print(
-        f"\nmeancache_qqp_val.csv: {evaluation.pairs:,} pairs, {evaluation.duplicates:,} "
-        f"duplicates, {evaluation.passed_guards:,} pass the word-level checks\n"
-    )
-    print("| threshold | matched | precision | recall | F1 |")
-    print("| --- | --- | --- | --- | --- |")
-    for row in evaluation.rows:
-        mark = " (default)" if row.threshold == DEFAULT_THRESHOLD else ""
-        print(
-            f"| {row.threshold:.3f}{mark} | {row.matched} | {_ratio(row.precision)} | "
-            f"{_ratio(row.recall)} | {_ratio(row.f1)} |"
-        )
+    thresholds = (0.90, 0.95, 0.96, 0.97, 0.975, 0.98, 0.985, 0.99, 0.995)
+    print("\n| split | threshold | matched | precision (95% interval) | recall | F1 |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for split in ("train", "held-out"):
+        evaluation = evaluate_pairs(select_split(qqp, split), embedder, thresholds=thresholds)
+        for row in evaluation.rows:
+            mark = " (default)" if row.threshold == DEFAULT_THRESHOLD else ""
+            interval = row.precision_interval
+            spread = "" if interval is None else f" ({interval[0]:.3f}-{interval[1]:.3f})"
+            print(
+                f"| {split} ({evaluation.pairs:,} pairs, {evaluation.duplicates:,} duplicates) "
+                f"| {row.threshold:.3f}{mark} | {row.matched} | {_ratio(row.precision)}{spread} "
+                f"| {_ratio(row.recall)} | {_ratio(row.f1)} |"
+            )
     conversations = [
         c for c in read_pairs(DATA / "meancache_followups.json") if isinstance(c, Conversation)
     ]
@@ -231,6 +239,148 @@ def quality() -> None:
         f"{paraphrases.duplicates} paraphrases matched (recall {_ratio(row.recall)}), "
         f"precision {_ratio(row.precision)}"
     )
+
+
+STUDY_FEATURES = (
+    "cosine",
+    "content-word Jaccard",
+    "log(1 + unshared content words)",
+    "numbers differ",
+    "negations differ",
+    "question words differ",
+    "proper nouns differ",
+    "shared words in another order",
+    "content-word length ratio",
+)
+# Pairs below this cosine similarity are neither fitted nor matched by the verifier.
+STUDY_CANDIDATE_FLOOR = 0.80
+
+
+def study_features(first: str, second: str, similarity: float) -> list[float]:
+    """Compute the logistic verifier's features (STUDY_FEATURES) for one pair."""
+    from thrifty.cache.guards import mismatch, terms_of
+
+    query, candidate = terms_of(first), terms_of(second)
+    left, right = set(query.content), set(candidate.content)
+    union = left | right
+    lengths = (len(query.content), len(candidate.content))
+    reordered = mismatch(query, candidate) == "content words in another order"
+    return [
+        similarity,
+        len(left & right) / len(union) if union else 1.0,
+        float(np.log1p(len(left ^ right))),
+        float(query.numbers != candidate.numbers),
+        float(query.negations != candidate.negations),
+        float(query.question_words != candidate.question_words),
+        float(query.proper_nouns != candidate.proper_nouns),
+        float(reordered),
+        min(lengths) / max(lengths) if max(lengths) else 1.0,
+    ]
+
+
+def fit_logistic(
+    features: np.ndarray, labels: np.ndarray, l2_penalty: float = 1.0
+) -> tuple[np.ndarray, float]:
+    """Fit an L2-regularized logistic regression by Newton's method on standardized features.
+
+    Returns weights and a bias for the raw features. The bias is not penalized.
+    """
+    mean, scale = features.mean(axis=0), features.std(axis=0)
+    scale[scale == 0] = 1.0
+    design = np.hstack([(features - mean) / scale, np.ones((len(features), 1))])
+    penalty = np.eye(design.shape[1]) * l2_penalty
+    penalty[-1, -1] = 0.0
+    coefficients = np.zeros(design.shape[1])
+    for _ in range(50):
+        probabilities = 1.0 / (1.0 + np.exp(-(design @ coefficients)))
+        gradient = design.T @ (probabilities - labels) + penalty @ coefficients
+        curvature = probabilities * (1.0 - probabilities)
+        hessian = design.T @ (design * curvature[:, None]) + penalty
+        step = np.linalg.solve(hessian, gradient)
+        coefficients -= step
+        if float(np.max(np.abs(step))) < 1e-10:
+            break
+    weights = coefficients[:-1] / scale
+    return weights, float(coefficients[-1] - np.sum(weights * mean))
+
+
+def study() -> None:
+    """Measure raw cosine and a fitted logistic verifier against the word-level checks."""
+    from thrifty.cache.embedders import LocalEmbedder, local_model_available
+    from thrifty.cache.evaluate import Pair, read_pairs, split_of
+    from thrifty.cache.keys import normalize_text
+
+    if not local_model_available() or not DATA.exists():
+        print("\n(study skipped: no local model or no shared data)")
+        return
+    embedder = LocalEmbedder()
+    qqp = [p for p in read_pairs(DATA / "meancache_qqp_val.csv") if isinstance(p, Pair)]
+    gpt = [p for p in read_pairs(DATA / "gptcache_paraphrase_pairs.json") if isinstance(p, Pair)]
+    texts = sorted({normalize_text(t) for p in qqp + gpt for t in (p.first, p.second)})
+    started = time.perf_counter()
+    vectors = embedder.embed_now(texts)
+    rate = len(texts) / (time.perf_counter() - started)
+    print(f"\nstudy: embedded {len(texts):,} texts at {rate:,.0f} texts per second")
+    row_of = {text: number for number, text in enumerate(texts)}
+
+    def matrix(pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray]:
+        rows = []
+        for pair in pairs:
+            first, second = normalize_text(pair.first), normalize_text(pair.second)
+            similarity = float(vectors[row_of[first]] @ vectors[row_of[second]])
+            rows.append(study_features(pair.first, pair.second, similarity))
+        return np.array(rows), np.array([float(pair.duplicate) for pair in pairs])
+
+    sets = {
+        "train": matrix([p for p in qqp if split_of(p) == "train"]),
+        "held-out": matrix([p for p in qqp if split_of(p) == "held-out"]),
+        "GPTCache": matrix(gpt),
+    }
+    print("\nraw cosine similarity, no word-level checks\n")
+    _study_table(
+        sets,
+        {name: features[:, 0] for name, (features, _) in sets.items()},
+        (0.80, 0.85, 0.90, 0.95, 0.97, 0.98, 0.99),
+    )
+    train_features, train_labels = sets["train"]
+    fitted = train_features[:, 0] >= STUDY_CANDIDATE_FLOOR
+    weights, bias = fit_logistic(train_features[fitted], train_labels[fitted])
+    print(
+        f"\nlogistic verifier fitted on {int(fitted.sum())} training pairs with cosine "
+        f">= {STUDY_CANDIDATE_FLOOR}; bias {bias:.3f}, weights:"
+    )
+    for name, weight in zip(STUDY_FEATURES, weights, strict=True):
+        print(f"- {name}: {weight:.3f}")
+    scores = {
+        name: np.where(
+            features[:, 0] >= STUDY_CANDIDATE_FLOOR,
+            1.0 / (1.0 + np.exp(-(features @ weights + bias))),
+            0.0,
+        )
+        for name, (features, _) in sets.items()
+    }
+    print()
+    _study_table(sets, scores, (0.50, 0.60, 0.70, 0.75, 0.80, 0.85, 0.90))
+
+
+def _study_table(
+    sets: dict[str, tuple[np.ndarray, np.ndarray]],
+    scores: dict[str, np.ndarray],
+    thresholds: tuple[float, ...],
+) -> None:
+    names = list(sets)
+    print("| threshold | " + " | ".join(f"{name} P / R (matched)" for name in names) + " |")
+    print("| --- |" + " --- |" * len(names))
+    for threshold in thresholds:
+        cells = []
+        for name in names:
+            labels = sets[name][1]
+            matched = scores[name] >= threshold
+            count = int(matched.sum())
+            precision = float(labels[matched].mean()) if count else None
+            recall = float(labels[matched].sum() / labels.sum())
+            cells.append(f"{_ratio(precision)} / {recall:.3f} ({count})")
+        print(f"| {threshold:.2f} | " + " | ".join(cells) + " |")
 
 
 def _ratio(value: float | None) -> str:
@@ -251,19 +401,31 @@ def main() -> None:
     parser.add_argument("--vectors", type=int, default=100_000)
     parser.add_argument("--lookups", type=int, default=2_000)
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--skip-lookups", action="store_true", help="skip the latency tables")
+    parser.add_argument("--study", action="store_true", help="also run the verifier study")
     args = parser.parse_args()
 
     print(f"Python {platform.python_version()}, numpy {np.__version__}\n")
+    if not args.skip_lookups:
+        lookups(args.entries, args.vectors, args.lookups)
+    if not args.skip_quality:
+        quality()
+    if args.study:
+        study()
+
+
+def lookups(entries: int, vectors: int, count: int) -> None:
+    """Print the lookup latency and embedder throughput tables."""
     print("| lookup | entries | p50 | p99 |")
     print("| --- | --- | --- | --- |")
-    for name, samples in bench_exact(args.entries, args.lookups):
+    for name, samples in bench_exact(entries, count):
         print(
-            f"| exact, {name} | {args.entries:,} | {statistics.median(samples):.3f} ms | "
+            f"| exact, {name} | {entries:,} | {statistics.median(samples):.3f} ms | "
             f"{percentile(samples, 0.99):.3f} ms |"
         )
-    semantic = bench_semantic(args.vectors, min(args.lookups, 1000))
+    semantic = bench_semantic(vectors, min(count, 1000))
     print(
-        f"| semantic (index, checks, SQLite read) | {args.vectors:,} | "
+        f"| semantic (index, checks, SQLite read) | {vectors:,} | "
         f"{statistics.median(semantic):.3f} ms | {percentile(semantic, 0.99):.3f} ms |"
     )
     rates = bench_embedder()
@@ -272,8 +434,6 @@ def main() -> None:
         print("| --- | --- |")
         for name, rate in rates:
             print(f"| {name} | {rate:,.0f} |")
-    if not args.skip_quality:
-        quality()
 
 
 if __name__ == "__main__":

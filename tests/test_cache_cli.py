@@ -137,12 +137,36 @@ def test_eval_with_gateway_embedder(tmp_path: Path) -> None:
             ],
             env={"OPENAI_API_KEY": "sk-test"},
         )
+        held_out = runner.invoke(
+            app,
+            [
+                "cache",
+                "eval",
+                str(pairs),
+                "--embedder",
+                "gateway",
+                "--gateway",
+                gateway.url,
+                "--split",
+                "held-out",
+                "--format",
+                "json",
+            ],
+            env={"OPENAI_API_KEY": "sk-test"},
+        )
     assert result.exit_code == 0, result.output
+    assert held_out.exit_code == 0, held_out.output
+    split = orjson.loads(held_out.stdout)
+    assert split["split"] == "held-out"
+    assert split["pairs"] == 2
+    assert split["passed_guards"] == 0
     data = orjson.loads(result.stdout)
+    assert data["split"] == "all"
     assert data["pairs"] == 3
     assert data["duplicates"] == 2
     assert data["passed_guards"] == 1
     default = next(row for row in data["rows"] if row["threshold"] == data["default_threshold"])
     assert default["matched"] == 1
     assert default["precision"] == 1.0
+    assert [round(bound, 4) for bound in default["precision_interval"]] == [0.2065, 1.0]
     assert default["recall"] == 0.5

@@ -15,10 +15,10 @@ import httpx
 import openai
 import pytest
 
+from tests.cache_support import require_local_model
 from tests.gateway_support import RunningGateway
 from tests.servers import free_port, serve_in_thread
 from thrifty.cache.config import parse_cache_config
-from thrifty.cache.embedders import local_model_available
 from thrifty.cache.step import ResponseCacheStep
 from thrifty.config import load_config
 from thrifty.gateway.app import create_app, gateway_of
@@ -323,10 +323,13 @@ def test_semantic_hit_with_gateway_embedder(tmp_path: Path) -> None:
     assert embedding.cost_usd > 0
 
 
-@pytest.mark.skipif(
-    not local_model_available(), reason="the local embedder needs the 'embeddings' extra"
-)
 def test_semantic_hit_with_local_model(tmp_path: Path) -> None:
+    require_local_model()
+    from thrifty.cache.embedders import load_local_model
+
+    # Loaded once per process: loading it here keeps the gateway's start-up
+    # within the test server's start deadline on a busy machine.
+    load_local_model()
     section = {"mode": "semantic"}
     with cache_gateway(tmp_path, section) as running:
         client = openai_client(running)

@@ -12,30 +12,40 @@ Three input formats are read:
   another conversation's entry, which must be never.
 
 A pair counts as a match when the word-level guards pass and the cosine
-similarity reaches the threshold, the rule the gateway applies. Pairs that
-fail a guard are never matches, so only the others are embedded: the result
-is exact for the whole file at a fraction of the embedding work.
+similarity reaches the threshold, the rule the gateway applies. Texts are
+normalized as the gateway normalizes a query before embedding it. Pairs
+that fail a guard are never matches, so only the others are embedded: the
+result is exact for the whole file at a fraction of the embedding work.
+
+``split_of`` divides labelled pairs into a training and a held-out half, so
+a threshold chosen on one half can be measured on the other.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from thrifty.cache.config import DEFAULT_THRESHOLD
 from thrifty.cache.guards import mismatch, terms_of
-from thrifty.cache.keys import RequestKey, request_key
+from thrifty.cache.keys import RequestKey, normalize_text, request_key
 from thrifty.errors import CacheError
 
 if TYPE_CHECKING:
     from thrifty.cache.embedders import Embedder
 
 DEFAULT_THRESHOLDS = tuple(round(0.80 + step * 0.005, 3) for step in range(40))
+
+Split = Literal["train", "held-out"]
+# The z value of a two-sided 95% interval, for the Wilson score interval.
+_Z95 = 1.959964
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +72,8 @@ class ThresholdRow:
     precision: float | None
     recall: float
     f1: float | None
+    # The 95% Wilson score interval of the precision, None without matches.
+    precision_interval: tuple[float, float] | None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +81,7 @@ class ThresholdRow:
             "matched": self.matched,
             "true_matches": self.true_matches,
             "precision": self.precision,
+            "precision_interval": self.precision_interval,
             "recall": self.recall,
             "f1": self.f1,
         }
@@ -122,6 +135,21 @@ def read_pairs(path: Path) -> list[Pair] | list[Conversation]:
     )
 
 
+def split_of(pair: Pair) -> Split:
+    """Assign a pair to the training or the held-out split by a hash of its two texts.
+
+    Hashing (SHA-256) makes the split the same on every machine and version,
+    and independent of the rows' order. About half the pairs land in each.
+    """
+    digest = hashlib.sha256(f"{pair.first}\x00{pair.second}".encode()).digest()
+    return "held-out" if digest[0] % 2 else "train"
+
+
+def select_split(pairs: Sequence[Pair], split: Split | None) -> list[Pair]:
+    """Return the pairs of one split, or all of them when ``split`` is None."""
+    return [pair for pair in pairs if split is None or split_of(pair) == split]
+
+
 def _csv_pairs(path: Path, text: str) -> list[Pair]:
     reader = csv.DictReader(text.splitlines())
     required = {"question1", "question2", "is_duplicate"}
@@ -172,8 +200,8 @@ def evaluate_pairs(
     ]
     similarities = np.zeros(0, dtype=np.float32)
     if passing:
-        first = embedder.embed_now([pair.first for pair in passing])
-        second = embedder.embed_now([pair.second for pair in passing])
+        first = embedder.embed_now([normalize_text(pair.first) for pair in passing])
+        second = embedder.embed_now([normalize_text(pair.second) for pair in passing])
         similarities = np.sum(first * second, axis=1)
     labels = np.array([pair.duplicate for pair in passing], dtype=bool)
     duplicates = sum(1 for pair in pairs if pair.duplicate)
@@ -191,7 +219,17 @@ def _row(threshold: float, matched: int, true_matches: int, duplicates: int) -> 
     f1 = None
     if precision is not None and precision + recall > 0:
         f1 = 2 * precision * recall / (precision + recall)
-    return ThresholdRow(threshold, matched, true_matches, precision, recall, f1)
+    interval = wilson_interval(true_matches, matched) if matched else None
+    return ThresholdRow(threshold, matched, true_matches, precision, recall, f1, interval)
+
+
+def wilson_interval(successes: int, trials: int) -> tuple[float, float]:
+    """Return the 95% Wilson score interval of a proportion (trials must be above 0)."""
+    share = successes / trials
+    denominator = 1 + _Z95**2 / trials
+    centre = (share + _Z95**2 / (2 * trials)) / denominator
+    margin = _Z95 * math.sqrt(share * (1 - share) / trials + _Z95**2 / (4 * trials**2))
+    return (max(0.0, centre - margin / denominator), min(1.0, centre + margin / denominator))
 
 
 def evaluate_follow_ups(
@@ -216,7 +254,9 @@ def evaluate_follow_ups(
     ]
     main_keys = [_key([_user(c.query)]) for c in conversations]
     owners: dict[str, tuple[int, str]] = {}
-    texts = [c.follow_up for c in conversations] + [c.query for c in conversations]
+    texts = [normalize_text(c.follow_up) for c in conversations] + [
+        normalize_text(c.query) for c in conversations
+    ]
     vectors = embedder.embed_now(texts)
     for number, key in enumerate(follow_keys + main_keys):
         assert key.query_text is not None

@@ -46,6 +46,12 @@ class EmbedderChoice(StrEnum):
     gateway = "gateway"
 
 
+class SplitChoice(StrEnum):
+    all = "all"
+    train = "train"
+    held_out = "held-out"
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(cache_app, name="cache")
 
@@ -211,6 +217,14 @@ def evaluate(
         float | None,
         typer.Option(help="The threshold to mark as the default. Default: the configured one."),
     ] = None,
+    split: Annotated[
+        SplitChoice,
+        typer.Option(
+            help="Evaluate only the training or the held-out half of a pairs file (a fixed "
+            "split by a hash of each pair's texts), e.g. to measure a threshold chosen on "
+            "the other half. Follow-up files are always read whole.",
+        ),
+    ] = SplitChoice.all,
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Print precision, recall and F1 per similarity threshold, or follow-up leaks."""
@@ -222,6 +236,7 @@ def evaluate(
         evaluate_follow_ups,
         evaluate_pairs,
         read_pairs,
+        select_split,
     )
 
     default = DEFAULT_THRESHOLD if threshold is None else threshold
@@ -237,11 +252,14 @@ def evaluate(
         _print_follow_ups(result, output_format)
         return
     pairs = [item for item in items if isinstance(item, Pair)]
+    if split is not SplitChoice.all:
+        pairs = select_split(pairs, "train" if split is SplitChoice.train else "held-out")
     evaluation = evaluate_pairs(pairs, chosen, default_threshold=default)
     if output_format is OutputFormat.json:
         _write_json(
             {
                 "file": str(pairs_file),
+                "split": split.value,
                 "embedder": chosen.name,
                 "pairs": evaluation.pairs,
                 "duplicates": evaluation.duplicates,
@@ -251,15 +269,21 @@ def evaluate(
             }
         )
         return
-    table = Table(title=f"{pairs_file.name}: {evaluation.pairs:,} pairs, {chosen.name}")
-    for column in ("threshold", "matched", "precision", "recall", "F1"):
+    scope = "" if split is SplitChoice.all else f" ({split.value} split)"
+    table = Table(
+        title=f"{pairs_file.name}{scope}: {evaluation.pairs:,} pairs, "
+        f"{evaluation.duplicates:,} duplicates, {chosen.name}"
+    )
+    for column in ("threshold", "matched", "precision", "95% interval", "recall", "F1"):
         table.add_column(column, justify="right")
     for row in evaluation.rows:
         mark = " (default)" if abs(row.threshold - evaluation.default_threshold) < 1e-9 else ""
+        interval = row.precision_interval
         table.add_row(
             f"{row.threshold:.3f}{mark}",
             f"{row.matched:,}",
             _ratio(row.precision),
+            "-" if interval is None else f"{interval[0]:.3f}-{interval[1]:.3f}",
             _ratio(row.recall),
             _ratio(row.f1),
         )

@@ -106,6 +106,41 @@ def replicas(
                 replica.process.wait()
 
 
+@contextlib.contextmanager
+def worker_gateway(
+    tmp_path: Path, *, sandbox_url: str, db_url: str, control: dict[str, Any], workers: int
+) -> Iterator[Replica]:
+    """Run one ``thrifty serve --workers N``: N processes on one port, sharing the counters."""
+    env = {**os.environ, "THRIFTY_MASTER_KEY": MASTER_KEY, PROVIDER_KEY_ENV: "sk-sandbox"}
+    port = free_port()
+    config = gateway_config(
+        tmp_path / "workers.yaml",
+        sandbox_url=sandbox_url,
+        db_url=db_url,
+        spool=tmp_path / "spool",
+        control=control,
+    )
+    log = tmp_path / "workers.log"
+    command = [THRIFTY, "serve", "--port", str(port), "--config", str(config)]
+    process = subprocess.Popen(
+        [*command, "--workers", str(workers)],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    gateway = Replica(f"http://127.0.0.1:{port}", process, log)
+    try:
+        _wait_healthy(gateway)
+        yield gateway
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def _wait_healthy(replica: Replica) -> None:
     # Generous: start-up imports take seconds, more on a loaded 2-core machine.
     deadline = time.monotonic() + 90

@@ -63,7 +63,8 @@ def running_gateway(
     db_url = db_url or f"sqlite:///{tmp_path / 'ledger.db'}"
     config = load_config(None, db_url=db_url)
     config = with_sandbox(config, "127.0.0.1", port)
-    config = replace(config, spool_dir=tmp_path / "spool", **overrides)  # type: ignore[arg-type]
+    overrides = {"spool_dir": tmp_path / "spool", **overrides}
+    config = replace(config, **overrides)  # type: ignore[arg-type]
     if extra_providers:
         config = replace(config, providers={**config.providers, **extra_providers})
     with serve_in_thread(create_app(config), port) as url:

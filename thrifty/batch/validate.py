@@ -215,7 +215,7 @@ class RequestScanner:
         if method != "POST":
             problems.append(f"method is {method!r}; the Batch API takes POST only")
         url = value.get("url")
-        if url not in OPENAI_BATCH_URLS:
+        if not isinstance(url, str) or url not in OPENAI_BATCH_URLS:
             problems.append(
                 f"url {url!r} is not one the Batch API accepts: {', '.join(OPENAI_BATCH_URLS)}"
             )

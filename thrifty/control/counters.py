@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from typing import Literal, Protocol
@@ -133,10 +134,14 @@ class Counters(Protocol):
         now: float,
     ) -> list[BudgetLevel | None]: ...
 
-    async def load(self, charge: BudgetCharge, buckets: dict[int, int]) -> None:
+    async def load(
+        self, charge: BudgetCharge, buckets: dict[int, int], counted: Sequence[str] = ()
+    ) -> None:
         """Create a missing budget counter from the ledger's spend; keep an existing one.
 
         ``buckets`` maps a rolling bucket to its spend, or ``{0: spend}``.
+        ``counted`` names requests whose cost ``buckets`` includes but that may
+        still settle: their settlement then adds nothing.
         """
         ...
 
@@ -166,6 +171,7 @@ class _BudgetWindow:
     reserved: int = 0
     reservations: dict[str, tuple[int, float]] = field(default_factory=dict)
     expires: float = math.inf
+    counted: set[str] = field(default_factory=set)
 
     def expire_reservations(self, now: float) -> None:
         stale = [rid for rid, (_, deadline) in self.reservations.items() if deadline <= now]
@@ -201,6 +207,8 @@ class MemoryCounters:
 
     def __init__(self) -> None:
         self._budgets: dict[str, _BudgetWindow] = {}
+        # Amounts (and buckets) of requests that settled while their counter was missing.
+        self._unsettled: dict[str, dict[str, tuple[int, int]]] = {}
         self._rates: dict[str, _RateLog] = {}
         self._once: dict[str, float] = {}
         self._epoch = 0
@@ -253,12 +261,16 @@ class MemoryCounters:
         for charge, actual in budgets:
             window = self._window(charge.counter_id, now)
             if window is None:
+                unsettled = self._unsettled.setdefault(charge.counter_id, {})
+                unsettled[request_id] = (actual, charge.bucket)
                 levels.append(None)
                 continue
             held = window.reservations.pop(request_id, None)
             if held is not None:
                 window.reserved -= held[0]
-            if charge.bucket:
+            if request_id in window.counted:
+                window.counted.discard(request_id)
+            elif charge.bucket:
                 window.buckets[charge.bucket] = window.buckets.get(charge.bucket, 0) + actual
             else:
                 window.spent += actual
@@ -270,15 +282,24 @@ class MemoryCounters:
                 log.amounts[request_id] = actual
         return levels
 
-    async def load(self, charge: BudgetCharge, buckets: dict[int, int]) -> None:
+    async def load(
+        self, charge: BudgetCharge, buckets: dict[int, int], counted: Sequence[str] = ()
+    ) -> None:
         if self._window(charge.counter_id, 0.0) is not None:
             return
         expires = math.inf if not charge.ttl_s else _now_plus(charge.ttl_s)
-        window = _BudgetWindow(expires=expires)
+        window = _BudgetWindow(expires=expires, counted=set(counted))
         if charge.oldest:
             window.buckets = dict(buckets)
         else:
             window.spent = sum(buckets.values())
+        for request_id, (actual, bucket) in self._unsettled.pop(charge.counter_id, {}).items():
+            if request_id in window.counted:
+                window.counted.discard(request_id)
+            elif bucket:
+                window.buckets[bucket] = window.buckets.get(bucket, 0) + actual
+            else:
+                window.spent += actual
         self._budgets[charge.counter_id] = window
 
     async def reconcile(self, charge: BudgetCharge, buckets: dict[int, int]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -48,11 +48,12 @@ from thrifty.control.counters import (
 from thrifty.control.estimate import Estimate, estimate_request
 from thrifty.control.model import Budget, RateLimit
 from thrifty.control.periods import Window, rolling_seconds, window_at
-from thrifty.control.scopes import Scope, request_scopes
-from thrifty.control.secrets import hash_secret, same_secret, shown_prefix
+from thrifty.control.scopes import Scope, record_in_scope, request_scopes
+from thrifty.control.secrets import hash_secret, same_secret
 from thrifty.control.store import ControlStore, Snapshot
 from thrifty.control.throttle import Throttle, plan_throttle
 from thrifty.errors import ControlError
+from thrifty.ledger.record import RequestRecord
 from thrifty.pricing.engine import CostEngine
 from thrifty.pricing.tiers import SERVICE_TIERS
 
@@ -89,8 +90,12 @@ class ControlPlane:
         counters: Counters | None = None,
         clock: Callable[[], datetime] = utc_now,
         dispatcher: AlertDispatcher | None = None,
+        unwritten: Callable[[], Iterable[RequestRecord]] | None = None,
     ) -> None:
         self.config = config
+        # This process's records that the writer has not yet stored in the
+        # ledger; a counter rebuilt from the ledger adds their spend too.
+        self.unwritten = unwritten or (lambda: ())
         self.store = store
         self.engine = engine
         self.counters = counters or _default_counters(config)
@@ -199,8 +204,8 @@ class ControlPlane:
         if key is None:
             return Denial(
                 401,
-                f"invalid virtual key {shown_prefix(secret)}...; check it, or create one "
-                "with `thrifty keys create`",
+                # No part of the presented key is echoed: it may be another secret.
+                "invalid virtual key; check it, or create one with `thrifty keys create`",
                 "authentication_error",
             )
         if key.revoked_at is not None:
@@ -426,29 +431,65 @@ class ControlPlane:
         return ticket
 
     async def _rebuild(self, charge: BudgetCharge, now: datetime) -> None:
-        """Create a missing counter from the ledger's spend: never start it at zero."""
-        buckets = await asyncio.to_thread(self._ledger_buckets, charge, now)
+        """Create a missing counter from the ledger's spend: never start it at zero.
+
+        The records this process has not yet written count too, and are
+        marked counted so that their settlements, if still to come, add nothing.
+        """
+        buckets, counted = await asyncio.to_thread(self._spend_buckets, charge, now)
         logger.info(
             "rebuilt the counter of budget %s (%s) from the ledger: %s USD",
             charge.budget.budget_id,
             charge.window.key,
             from_nano(sum(buckets.values())),
         )
-        await self.counters.load(charge, buckets)
+        await self.counters.load(charge, buckets, counted)
 
     def _ledger_buckets(self, charge: BudgetCharge, now: datetime) -> dict[int, int]:
+        return self._spend_buckets(charge, now)[0]
+
+    def _spend_buckets(
+        self, charge: BudgetCharge, now: datetime
+    ) -> tuple[dict[int, int], list[str]]:
+        """Return a budget window's spend, the ledger's plus unwritten records', and their ids.
+
+        The unwritten records are read and checked against the ledger before
+        the ledger is summed, so a record written in between counts twice
+        (briefly over) rather than not at all.
+        """
         window = charge.window
         scope = charge.budget.scope
+        end = window.end if not window.rolling else now + timedelta(seconds=1)
+        unwritten = self._unwritten_records(scope, window.start, end)
+        stored = self.store.recorded_ids(list(unwritten)) if unwritten else set()
+        extra = [
+            (record.started_at, record.cost_usd)
+            for request_id, record in unwritten.items()
+            if request_id not in stored and record.cost_usd is not None
+        ]
         if not window.rolling:
-            return {0: to_nano(self.store.spend(scope, window.start, window.end))}
+            total = self.store.spend(scope, window.start, window.end)
+            return {0: to_nano(total + sum(cost for _, cost in extra))}, list(unwritten)
         assert window.start is not None
+        assert end is not None
         buckets: dict[int, Decimal] = {}
-        for started_at, cost in self.store.spend_rows(
-            scope, window.start, now + timedelta(seconds=1)
-        ):
+        for started_at, cost in [*extra, *self.store.spend_rows(scope, window.start, end)]:
             bucket = int(started_at.timestamp()) // window.bucket_s
             buckets[bucket] = buckets.get(bucket, Decimal(0)) + cost
-        return {bucket: to_nano(amount) for bucket, amount in buckets.items()}
+        spend = {bucket: to_nano(amount) for bucket, amount in buckets.items()}
+        return spend, list(unwritten)
+
+    def _unwritten_records(
+        self, scope: Scope, start: datetime | None, end: datetime | None
+    ) -> dict[str, RequestRecord]:
+        return {
+            record.request_id: record
+            for record in self.unwritten()
+            if record.cost_usd is not None
+            and record_in_scope(scope, record)
+            and (start is None or record.started_at >= start)
+            and (end is None or record.started_at < end)
+        }
 
     def _counters_failed(self, ticket: Ticket, exc: BaseException) -> Ticket | Denial:
         self._note_outage(exc)
@@ -524,15 +565,23 @@ class ControlPlane:
         self._spawn(self.settle(ticket, cost_usd, tokens))
 
     async def settle(self, ticket: Ticket, cost_usd: Decimal | None, tokens: int) -> None:
-        """Replace a ticket's reservations with the request's real cost and tokens."""
-        if ticket.settled or not ticket.counted:
+        """Replace a ticket's reservations with the request's real cost and tokens.
+
+        A ticket admitted while the counters were unreachable has no
+        reservation, but its cost is still added to each budget counter that
+        exists by now. A counter that is missing gets it when it is rebuilt.
+        """
+        if ticket.settled:
             return
         ticket.settled = True
         if not ticket.budgets and not ticket.rates:
             return
         actual = 0 if cost_usd is None else to_nano(cost_usd)
         budgets = [(charge, actual) for charge in ticket.budgets]
-        rates = [(rate, 1 if rate.kind == "rpm" else tokens) for rate in ticket.rates]
+        # An uncounted ticket reserved no rate slot, so there is none to settle.
+        rates = [
+            (rate, 1 if rate.kind == "rpm" else tokens) for rate in ticket.rates if ticket.counted
+        ]
         try:
             levels = await self.counters.settle(
                 ticket.request_id, budgets, rates, self.clock().timestamp()

@@ -3,7 +3,10 @@
 Keys, under the configured prefix:
 
 - ``budget:{id}:{window}`` a hash: ``init`` once built, ``spent``,
-  ``reserved`` and ``r:{request_id}`` for each reservation in flight;
+  ``reserved``, ``r:{request_id}`` for each reservation in flight,
+  ``c:{request_id}`` for each request a rebuild counted before it settled,
+  and ``u:{request_id}`` for each request that settled while the counter was
+  missing (its amount and bucket, added by the rebuild);
 - ``budget:{id}:{window}:deadlines`` a sorted set of request ids by the
   time (ms) their reservation stops counting;
 - ``budget:{id}:{window}:buckets`` the spend of each bucket of a rolling window;
@@ -20,6 +23,7 @@ stay exact up to 2**53 nano-dollars (about 9 million USD) per window.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -157,7 +161,11 @@ for i = 1, nb do
     redis.call('HDEL', main, 'r:' .. rid)
     redis.call('ZREM', deadlines, rid)
   end
-  if redis.call('HEXISTS', main, 'init') == 1 then
+  -- A request a rebuild already counted from its record adds nothing more.
+  if redis.call('HDEL', main, 'c:' .. rid) == 1 then
+    table.insert(result, string.format('%d', spent_of(main, buckets, oldest)))
+    table.insert(result, redis.call('HGET', main, 'reserved') or '0')
+  elseif redis.call('HEXISTS', main, 'init') == 1 then
     if oldest > 0 then
       redis.call('HINCRBY', buckets, bucket, actual)
       local ttl = redis.call('TTL', main)
@@ -168,6 +176,10 @@ for i = 1, nb do
     table.insert(result, string.format('%d', spent_of(main, buckets, oldest)))
     table.insert(result, redis.call('HGET', main, 'reserved') or '0')
   else
+    -- The counter is missing: keep the amount for the rebuild to add, unless
+    -- the rebuild counts this request from its record.
+    redis.call('HSET', main, 'u:' .. rid, actual .. ':' .. bucket)
+    if redis.call('TTL', main) < 0 then redis.call('EXPIRE', main, 86400) end
     table.insert(result, '-1')
     table.insert(result, '-1')
   end
@@ -186,15 +198,18 @@ return result
 """
 )
 
-# KEYS: hash, buckets. ARGV: ttl s, "replace" (load) or "max" (reconcile), then
-# bucket/amount pairs (bucket 0 is the whole spend of a calendar window).
+# KEYS: hash, buckets. ARGV: ttl s, "replace" (load) or "max" (reconcile), the
+# number of counted request ids and the ids, then bucket/amount pairs (bucket 0
+# is the whole spend of a calendar window).
 _LOAD = """
 local main, buckets = KEYS[1], KEYS[2]
-local ttl, mode = tonumber(ARGV[1]), ARGV[2]
+local ttl, mode, ncounted = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local exists = redis.call('HEXISTS', main, 'init') == 1
 if mode == 'replace' and exists then return 0 end
 if mode == 'max' and not exists then return 0 end
-for i = 3, #ARGV, 2 do
+local counted = {}
+for i = 4, 3 + ncounted do counted[ARGV[i]] = true end
+for i = 4 + ncounted, #ARGV, 2 do
   local bucket, amount = ARGV[i], ARGV[i + 1]
   if bucket == '0' then
     local current = tonumber(redis.call('HGET', main, 'spent') or '0')
@@ -209,9 +224,32 @@ for i = 3, #ARGV, 2 do
   end
 end
 if not exists then
+  -- Add what requests settled while the counter was missing ('u:' fields),
+  -- except those the rebuild counted from their records.
+  local fields = redis.call('HGETALL', main)
+  for i = 1, #fields, 2 do
+    local name = fields[i]
+    if string.sub(name, 1, 2) == 'u:' then
+      local rid = string.sub(name, 3)
+      if not counted[rid] then
+        local value = fields[i + 1]
+        local sep = string.find(value, ':', 1, true)
+        local amount, bucket = string.sub(value, 1, sep - 1), string.sub(value, sep + 1)
+        if bucket == '0' then
+          redis.call('HINCRBY', main, 'spent', amount)
+        else
+          redis.call('HINCRBY', buckets, bucket, amount)
+        end
+      end
+      counted[rid] = nil
+      redis.call('HDEL', main, name)
+    end
+  end
+  for rid in pairs(counted) do redis.call('HSET', main, 'c:' .. rid, '1') end
   redis.call('HSET', main, 'init', '1')
   redis.call('HSETNX', main, 'spent', '0')
   redis.call('HSETNX', main, 'reserved', '0')
+  if ttl == 0 then redis.call('PERSIST', main) end
 end
 if ttl > 0 then
   redis.call('EXPIRE', main, ttl)
@@ -303,11 +341,13 @@ class RedisCounters:
             levels.append(None if spent < 0 else BudgetLevel(spent, reserved))
         return levels
 
-    async def load(self, charge: BudgetCharge, buckets: dict[int, int]) -> None:
-        await self._write_spend(charge, buckets, "replace")
+    async def load(
+        self, charge: BudgetCharge, buckets: dict[int, int], counted: Sequence[str] = ()
+    ) -> None:
+        await self._write_spend(charge, buckets, "replace", counted)
 
     async def reconcile(self, charge: BudgetCharge, buckets: dict[int, int]) -> None:
-        await self._write_spend(charge, buckets, "max")
+        await self._write_spend(charge, buckets, "max", ())
 
     async def levels(self, budgets: list[BudgetCharge], now: float) -> list[BudgetLevel | None]:
         async with self.client.pipeline(transaction=False) as pipe:
@@ -334,9 +374,11 @@ class RedisCounters:
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def _write_spend(self, charge: BudgetCharge, buckets: dict[int, int], mode: str) -> None:
+    async def _write_spend(
+        self, charge: BudgetCharge, buckets: dict[int, int], mode: str, counted: Sequence[str]
+    ) -> None:
         main, _, bucket_key = self._budget_keys(charge)
-        args: list[Any] = [charge.ttl_s, mode]
+        args: list[Any] = [charge.ttl_s, mode, len(counted), *counted]
         for bucket, amount in buckets.items():
             args += [bucket, amount]
         await self._load(keys=[main, bucket_key], args=args)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from thrifty.errors import ControlError
+from thrifty.ledger.record import RequestRecord
 
 SCOPE_KINDS = ("all", "key", "team", "project", "user", "feature", "tag")
 MAX_SCOPE_VALUE = 256
@@ -74,3 +75,20 @@ def request_scopes(
             scopes.add(Scope(kind, value))
     scopes.update(Scope("tag", f"{name}={value}") for name, value in tags.items())
     return frozenset(scopes)
+
+
+def record_in_scope(scope: Scope, record: RequestRecord) -> bool:
+    """Return whether a ledger record belongs to ``scope``, as the ledger's spend queries match."""
+    if scope.kind == "all":
+        return True
+    if scope.kind == "tag":
+        name, _, value = scope.value.partition("=")
+        return record.tags.get(name) == value
+    values = {
+        "key": record.key_id,
+        "team": record.team,
+        "project": record.project,
+        "user": record.user,
+        "feature": record.feature,
+    }
+    return values.get(scope.kind) == scope.value

@@ -17,5 +17,11 @@ def admission_step(resources: Resources) -> AdmissionStep | None:
         if config.master_key() is None:
             return None
     assert isinstance(config, ControlConfig)
-    plane = ControlPlane(config, ControlStore(resources.ledger.engine), resources.engine)
+    writer = resources.writer
+    plane = ControlPlane(
+        config,
+        ControlStore(resources.ledger.engine),
+        resources.engine,
+        unwritten=None if writer is None else writer.unwritten,
+    )
     return AdmissionStep(plane, resources.config)

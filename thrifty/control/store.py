@@ -182,6 +182,16 @@ class ControlStore:
             total = connection.execute(statement).scalar_one_or_none()
         return Decimal(0) if total is None else Decimal(total)
 
+    def recorded_ids(self, request_ids: list[str]) -> set[str]:
+        """Return which of ``request_ids`` the ledger contains."""
+        found: set[str] = set()
+        with self._connect("look up request ids in") as connection:
+            for offset in range(0, len(request_ids), 500):
+                chunk = request_ids[offset : offset + 500]
+                statement = sa.select(requests.c.request_id).where(requests.c.request_id.in_(chunk))
+                found.update(connection.execute(statement).scalars())
+        return found
+
     def spend_rows(
         self, scope: Scope, start: datetime, end: datetime
     ) -> list[tuple[datetime, Decimal]]:

@@ -24,6 +24,7 @@ from thrifty.gateway.endpoints import METERED_ENDPOINTS, Endpoint
 from thrifty.gateway.error_responses import error_response
 from thrifty.gateway.pipeline import Step, start_steps, stop_steps
 from thrifty.gateway.proxy import Gateway, response_headers
+from thrifty.gateway.runtime import tune_runtime
 from thrifty.gateway.steps import Resources, build_steps
 from thrifty.gateway.upstream import UpstreamClient, upstream_headers
 from thrifty.ledger import Ledger, RecordWriter, Spool, open_ledger
@@ -37,9 +38,13 @@ SANDBOX_MOUNT = "/sandbox"
 DASHBOARD_MOUNT = "/ui"
 
 
-def create_app(config: GatewayConfig) -> Starlette:
-    """Build the gateway app; the ledger, writer and upstream session open at start-up."""
-    state = _State(config)
+def create_app(config: GatewayConfig, *, tune: bool = False) -> Starlette:
+    """Build the gateway app; the ledger, writer and upstream session open at start-up.
+
+    ``tune`` applies ``thrifty.gateway.runtime.tune_runtime`` once started: for a
+    process that runs only the gateway, not for one that embeds it.
+    """
+    state = _State(config, tune=tune)
     routes: list[BaseRoute] = [
         Route(endpoint.path, partial(state.metered, endpoint), methods=["POST"])
         for endpoint in METERED_ENDPOINTS
@@ -49,6 +54,7 @@ def create_app(config: GatewayConfig) -> Starlette:
         Route("/health", state.health, methods=["GET"]),
         Route("/thrifty/requests/{request_id}", state.request_record, methods=["GET"]),
         Route("/metrics", state.metrics, methods=["GET"]),
+        Route("/openapi.json", _openapi, methods=["GET"]),
     ]
     # Files and batches pass through to the providers; batches clients create are recorded.
     for prefix in BATCH_PATHS:
@@ -82,8 +88,9 @@ def create_app(config: GatewayConfig) -> Starlette:
 class _State:
     """What the running gateway holds: the pipeline and the resources it uses."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, *, tune: bool = False) -> None:
         self.config = config
+        self.tune = tune
         self.gateway: Gateway | None = None
         self.ledger: Ledger | None = None
         self.batch_passthrough: BatchPassthrough | None = None
@@ -100,7 +107,7 @@ class _State:
         client = UpstreamClient(config)
         await client.start()
         engine = CostEngine.from_config(config.sections.get("prices"))
-        steps = build_steps(Resources(config, ledger, engine, client))
+        steps = build_steps(Resources(config, ledger, engine, client, writer))
         await start_steps(steps)
         self.ledger = ledger
         self.gateway = Gateway(config, engine, writer, client, steps)
@@ -111,6 +118,8 @@ class _State:
             _safe_url(config.db_url),
             ", ".join(config.providers),
         )
+        if self.tune:
+            tune_runtime()
         try:
             yield
         finally:
@@ -127,6 +136,19 @@ class _State:
 
     async def metered(self, endpoint: Endpoint, request: Request) -> Response:
         assert self.gateway is not None
+        writer = self.gateway.writer
+        if self.config.spool_full == "reject" and not writer.accepting():
+            # Serving the request would leave its record in memory only.
+            return error_response(
+                endpoint.kind,
+                503,
+                f"the gateway cannot record requests right now ({writer.spool_error}); "
+                "free space where gateway.spool_dir points and retry, or set "
+                "gateway.spool_full: fail_open to serve requests while their records "
+                "are kept in memory only",
+                error_type="server_error",
+                headers={"retry-after": "1"},
+            )
         return await self.gateway.handle(request, endpoint)
 
     async def batch_api(self, request: Request) -> Response:
@@ -159,7 +181,7 @@ class _State:
         from thrifty.integrations.metrics import metrics_response
 
         assert self.gateway is not None
-        return metrics_response(self.gateway.steps)
+        return metrics_response(self.gateway.steps, request.headers)
 
     async def request_record(self, request: Request) -> Response:
         assert self.gateway is not None
@@ -173,6 +195,12 @@ class _State:
                 "use the X-Thrifty-Request-Id header of a response",
             )
         return Response(orjson.dumps(record_to_dict(record)), media_type="application/json")
+
+
+async def _openapi(request: Request) -> Response:
+    from thrifty.gateway.openapi import openapi_spec
+
+    return Response(orjson.dumps(openapi_spec()), media_type="application/json")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -10,11 +10,13 @@ Sources, highest precedence first:
 3. the body's ``user`` field (OpenAI), for the user only.
 
 A tag from a header replaces a metadata tag of the same key. The body is
-never changed: attribution only reads it.
+never changed: attribution only reads it. Header values are read as UTF-8,
+and one that is not valid UTF-8 or contains control characters is rejected.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,7 @@ from thrifty.errors import RequestError
 FIELDS = ("team", "project", "user", "feature", "session")
 MAX_VALUE_LENGTH = 256
 MAX_TAGS = 32
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(slots=True)
@@ -90,12 +93,30 @@ def _apply_body(result: Attribution, body: Mapping[str, Any]) -> None:
 
 def _apply_headers(result: Attribution, headers: Mapping[str, str]) -> None:
     for name in FIELDS:
+        where = f"X-Thrifty-{name.title()}"
         value = headers.get(f"x-thrifty-{name}")
         if value:
-            setattr(result, name, _checked(value.strip(), f"X-Thrifty-{name.title()}"))
+            setattr(result, name, _checked(_header_text(value, where).strip(), where))
     tags = headers.get("x-thrifty-tags")
     if tags:
-        result.tags.update(parse_tags(tags))
+        result.tags.update(parse_tags(_header_text(tags, "X-Thrifty-Tags")))
+
+
+def _header_text(value: str, where: str) -> str:
+    """Decode a header value as UTF-8; the ASGI server hands it over decoded as Latin-1."""
+    try:
+        text = value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise RequestError(
+            400, f"{where} is not valid UTF-8; send the value as UTF-8 text", param=where
+        ) from None
+    if _CONTROL_CHARACTERS.search(text):
+        raise RequestError(
+            400,
+            f"{where} contains control characters; send printable text only",
+            param=where,
+        )
+    return text
 
 
 def _checked(value: str, where: str) -> str:

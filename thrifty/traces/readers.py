@@ -53,9 +53,12 @@ def detect_format(path: Path) -> str:
     or BurstGPT by its column names.
     """
     with _open(path) as handle:
-        for line in handle:
-            if line.strip():
-                return _format_of_first_line(path, line)
+        try:
+            for line in handle:
+                if line.strip():
+                    return _format_of_first_line(path, line)
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(path, exc) from None
     raise TraceError(
         f"trace file '{path}' is empty; expected an Azure or BurstGPT CSV header "
         "or Mooncake JSON lines"
@@ -74,13 +77,25 @@ def read_trace(path: Path, format: str | None = None) -> Iterator[TraceRow]:
     else:
         _open(path).close()
         resolved = format
-    if resolved == "azure":
-        return _read_azure(path)
-    if resolved == "mooncake":
-        return _read_mooncake(path)
-    if resolved == "burstgpt":
-        return _read_burstgpt(path)
-    raise TraceError(f"unknown trace format '{resolved}'; use one of {', '.join(FORMATS)}")
+    readers = {"azure": _read_azure, "mooncake": _read_mooncake, "burstgpt": _read_burstgpt}
+    reader = readers.get(resolved)
+    if reader is None:
+        raise TraceError(f"unknown trace format '{resolved}'; use one of {', '.join(FORMATS)}")
+    return _decoded(path, reader(path))
+
+
+def _decoded(path: Path, rows: Iterator[TraceRow]) -> Iterator[TraceRow]:
+    try:
+        yield from rows
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(path, exc) from None
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> TraceError:
+    return TraceError(
+        f"trace file '{path}' is not UTF-8 text (byte {exc.start} of a read block); "
+        "convert it to UTF-8"
+    )
 
 
 def _format_of_first_line(path: Path, line: str) -> str:

@@ -19,12 +19,14 @@ import sqlalchemy as sa
 from openai.types.chat import ChatCompletionMessageParam
 
 from tests.control_support import (
+    MASTER_KEY,
     RedisServer,
     Replica,
     chat_cost,
     delete_prefix,
     new_redis_prefix,
     replicas,
+    worker_gateway,
 )
 from tests.ledger_support import postgres_schema_url
 from thrifty.control.scopes import Scope
@@ -34,6 +36,7 @@ from thrifty.tokens import count_chat_messages
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Name three rivers."}]
 MAX_TOKENS = 40
+MASTER = {"authorization": f"Bearer {MASTER_KEY}"}
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +105,26 @@ def strict_pair(
     yield from _pair(tmp_path_factory, sandbox_url, db_url, redis_url, budget_mode="fail_closed")
 
 
+@pytest.fixture(scope="module")
+def workers(
+    tmp_path_factory: pytest.TempPathFactory, sandbox_url: str, db_url: str, redis_url: str
+) -> Iterator[Replica]:
+    """One ``thrifty serve --workers 2``: two processes behind one port."""
+    prefix = new_redis_prefix()
+    control = {"redis": {"url": redis_url, "prefix": prefix}, "refresh_interval_s": 0.2}
+    try:
+        with worker_gateway(
+            tmp_path_factory.mktemp("workers"),
+            sandbox_url=sandbox_url,
+            db_url=db_url,
+            control=control,
+            workers=2,
+        ) as gateway:
+            yield gateway
+    finally:
+        delete_prefix(redis_url, prefix)
+
+
 def _client(replica: Replica, key: str) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=f"{replica.url}/v1", api_key=key, max_retries=0)
 
@@ -167,6 +190,33 @@ async def test_budget_holds_under_concurrent_burst(
     spent = _spend(store, key["key_id"], 10)
     assert spent == cost * 10
     assert spent <= limit
+
+
+async def test_budget_holds_across_workers(workers: Replica, store: ControlStore) -> None:
+    cost = chat_cost(MESSAGES, MAX_TOKENS)
+    limit = cost * Decimal("11.5")
+    key = workers.create_key(budgets=[{"limit_usd": str(limit), "period": "monthly"}])
+
+    results = await _burst([workers], key["key"], 50)
+
+    assert sorted(status for status, _ in results) == [200] * 11 + [429] * 39
+    assert _spend(store, key["key_id"], 11) == cost * 11
+    # Each worker's /metrics counts the requests it served; 11 cannot split evenly,
+    # so two workers that both served some report two different counts.
+    served = _served_per_worker(workers)
+    assert len(served) == 2
+    assert min(served) > 0
+    assert sum(served) == 11
+
+
+def _served_per_worker(gateway: Replica) -> set[int]:
+    """Read /metrics over fresh connections, which the kernel spreads over the workers."""
+    counts = set()
+    for _ in range(40):
+        text = httpx.get(f"{gateway.url}/metrics", headers=MASTER, timeout=10).text
+        lines = [line for line in text.splitlines() if line.startswith("thrifty_requests_total{")]
+        counts.add(sum(int(float(line.rsplit(" ", 1)[1])) for line in lines))
+    return counts
 
 
 async def test_fail_closed_never_exceeds(strict_pair: list[Replica], store: ControlStore) -> None:

@@ -20,10 +20,10 @@ def with_sandbox(config: GatewayConfig, host: str, port: int) -> GatewayConfig:
 
 
 def uvicorn_server(
-    config: GatewayConfig, host: str, port: int, *, log_level: str = "info"
+    config: GatewayConfig, host: str, port: int, *, log_level: str = "info", tune: bool = False
 ) -> uvicorn.Server:
-    """Build (but do not start) a uvicorn server for the gateway."""
-    return uvicorn_server_for(create_app(config), host, port, log_level=log_level)
+    """Build (but do not start) a uvicorn server for the gateway (see ``create_app``)."""
+    return uvicorn_server_for(create_app(config, tune=tune), host, port, log_level=log_level)
 
 
 def uvicorn_server_for(

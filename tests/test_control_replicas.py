@@ -201,11 +201,12 @@ async def test_budget_holds_across_workers(workers: Replica, store: ControlStore
 
     assert sorted(status for status, _ in results) == [200] * 11 + [429] * 39
     assert _spend(store, key["key_id"], 11) == cost * 11
-    # Each worker's /metrics counts the requests it served; 11 cannot split evenly,
-    # so two workers that both served some report two different counts.
+    # Each worker's /metrics counts the requests it served. Two processes
+    # answer, and their counts add up to the 11 admitted. Which worker won
+    # the budget's requests depends on timing, so one of them may have served
+    # none of the 11 (its requests were the rejected ones).
     served = _served_per_worker(workers)
     assert len(served) == 2
-    assert min(served) > 0
     assert sum(served) == 11
 
 

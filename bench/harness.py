@@ -71,7 +71,7 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 
             return
         except OSError:
             time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer within {timeout_s:.0f} s")
+    raise SystemExit(f"{url} did not respond within {timeout_s:.0f} s")
 
 
 @dataclass
@@ -309,7 +309,7 @@ class StatsSampler:
 
 @dataclass
 class Phase:
-    """What one load phase measured, client side."""
+    """Client-side measurements of one load phase."""
 
     latencies_ms: list[float]
     errors: int

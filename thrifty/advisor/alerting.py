@@ -53,7 +53,7 @@ FORECAST_TTL_S = 32 * 86400
 
 
 class Once(Protocol):
-    """What deduplicates alerts; ``thrifty.control.counters.Counters`` is one."""
+    """A store that deduplicates alerts, such as ``thrifty.control.counters.Counters``."""
 
     async def first_time(self, name: str, ttl_s: int) -> bool: ...
 

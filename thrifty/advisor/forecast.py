@@ -17,7 +17,7 @@ from thrifty.control.model import Budget
 from thrifty.control.scopes import Scope
 from thrifty.ledger import Ledger, ReportQuery
 
-# Which end of a projection an overspend check compares with the limit.
+# The end of a projection that an overspend check compares with the limit.
 Bound = Literal["low", "central"]
 
 # Two standard deviations each side: about 95% of months, if daily spend

@@ -207,7 +207,7 @@ class _RouteRun:
     def _upstream_request(self, attempt: Call) -> tuple[bytes, dict[str, str]]:
         body = {**self.body, "model": attempt.target.model}
         if attempt.target.provider.kind == attempt.endpoint.kind:
-            payload = self.gateway._forwarded_body(attempt, body, self.raw, changed=True)
+            payload = self.gateway.forwarded_body(attempt, body, self.raw, changed=True)
             return payload, upstream_headers(attempt.target.provider, self.request.headers)
         return translate_request(attempt, body, self.request.headers)
 

@@ -95,7 +95,7 @@ class Gateway:
 
                 return await serve_route(self, call, request, raw)
             if call.target.provider.kind == endpoint.kind:
-                payload = self._forwarded_body(call, body, raw, changed=body is not original)
+                payload = self.forwarded_body(call, body, raw, changed=body is not original)
                 headers = upstream_headers(call.target.provider, request.headers)
             else:
                 payload, headers = translate_request(call, body, request.headers)
@@ -180,7 +180,7 @@ class Gateway:
             started=started,
         )
 
-    def _forwarded_body(
+    def forwarded_body(
         self, call: Call, body: dict[str, Any], raw: bytes, *, changed: bool
     ) -> bytes:
         """Return the body to send upstream: the client's bytes unless a change is needed.

@@ -1,4 +1,4 @@
-"""What routing saved: each route's cost against the same requests on its strongest model.
+"""Routing savings: each route's cost against the same requests on its strongest model.
 
 The last record of each routed request (the one whose id the client got)
 keeps two sums in ``details["routing"]``. ``request_cost_usd`` is the exact

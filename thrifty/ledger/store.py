@@ -29,6 +29,15 @@ from thrifty.ledger.spender_rollups import upsert_spender_rollups
 
 logger = logging.getLogger(__name__)
 
+# The stored ids among a JSON array of ids, in one statement whatever the array's length.
+_STORED_IDS = sa.select(requests.c.request_id).where(
+    requests.c.request_id.in_(
+        sa.select(sa.column("value")).select_from(
+            sa.func.json_each(sa.bindparam("ids", type_=sa.String())).table_valued("value")
+        )
+    )
+)
+
 
 def open_ledger(url: str, *, busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> Ledger:
     """Open the ledger at ``url``, creating and upgrading its schema as needed.
@@ -75,16 +84,9 @@ class Ledger:
         for record in unique:
             check_record(record)
 
-        statement = (
-            self._insert(requests)
-            .on_conflict_do_nothing(index_elements=[requests.c.request_id])
-            .returning(requests.c.request_id)
-        )
         action = f"write {len(unique)} records to"
         with self._connect(action, immediate=True) as connection, connection.begin():
-            inserted = set(
-                connection.execute(statement, [record_to_row(r) for r in unique]).scalars()
-            )
+            inserted = self._insert_new(connection, unique)
             # Tags only for new rows: a skipped record's tags are already stored.
             tags = [row for r in unique if r.request_id in inserted for row in tag_rows(r)]
             if tags:
@@ -94,6 +96,29 @@ class Ledger:
             upsert_histograms(connection, histogram_rows(new))
             upsert_spender_rollups(connection, new)
         return len(inserted)
+
+    def _insert_new(self, connection: sa.Connection, records: list[RequestRecord]) -> set[str]:
+        """Insert the records whose request_id is not stored yet; return their ids."""
+        insert = self._insert(requests).on_conflict_do_nothing(
+            index_elements=[requests.c.request_id]
+        )
+        if connection.dialect.name != "sqlite":
+            returning = insert.returning(requests.c.request_id)
+            return set(connection.execute(returning, [record_to_row(r) for r in records]).scalars())
+
+        # SQLite: one multi-row INSERT ... RETURNING per batch would give each
+        # batch size its own SQL text, and the sqlite3 module caches up to 128
+        # prepared statements per connection, each holding thousands of
+        # parameters: tens of MB that grow as new batch sizes appear. Reading
+        # the stored ids and running one single-row INSERT for many rows uses
+        # two statements whatever the batch size. The transaction holds the
+        # write lock from BEGIN, so no other writer can insert in between.
+        ids = [record.request_id for record in records]
+        stored = set(connection.execute(_STORED_IDS, {"ids": orjson.dumps(ids).decode()}).scalars())
+        new = [record for record in records if record.request_id not in stored]
+        if new:
+            connection.execute(insert, [record_to_row(r) for r in new])
+        return {record.request_id for record in new}
 
     def get(self, request_id: str) -> RequestRecord | None:
         """Return the record of ``request_id``, or None if it is not stored."""

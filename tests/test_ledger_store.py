@@ -220,6 +220,31 @@ def test_large_batch_is_written(ledger: Ledger) -> None:
     assert table_count(ledger, "request_tags") == 3000
 
 
+def test_sqlite_write_reuses_statements_for_any_batch_size(tmp_path: Path) -> None:
+    # The sqlite3 module caches prepared statements by SQL text, so a text
+    # per batch size would grow the process's memory with each new size.
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'thrifty.db'}")
+    statements: set[str] = set()
+
+    def remember(*args: object) -> None:
+        statements.add(str(args[2]))
+
+    try:
+        sa.event.listen(ledger.engine, "before_cursor_execute", remember)
+        written = 0
+        for size in range(1, 31):
+            batch = [make_record(f"req-{size}-{i}", feature=f"f{i % 3}") for i in range(size)]
+            written += ledger.write(batch)
+        first_sizes = set(statements)
+        ledger.write([make_record(f"again-{i}") for i in range(77)])
+        assert ledger.write([make_record("req-5-0"), make_record("req-new")]) == 1
+    finally:
+        ledger.close()
+    assert written == 465
+    assert statements == first_sizes
+    assert len(statements) <= 8
+
+
 def test_get_missing_returns_none(ledger: Ledger) -> None:
     assert ledger.get("req-absent") is None
 

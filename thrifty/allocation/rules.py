@@ -29,8 +29,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from thrifty.errors import ConfigError
 
 RULE_DIMENSIONS = ("team", "project", "feature", "key", "user", "provider", "model")
@@ -72,6 +70,10 @@ class AllocationRules:
 
 def load_rules(path: Path) -> AllocationRules:
     """Read and validate a rule file; raise ConfigError naming the bad entry."""
+    # Imported here: `thrifty report` loads this module for its chargeback
+    # subcommand, and most reports read no rule file.
+    import yaml
+
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:

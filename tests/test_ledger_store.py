@@ -220,7 +220,7 @@ def test_large_batch_is_written(ledger: Ledger) -> None:
     assert table_count(ledger, "request_tags") == 3000
 
 
-def test_sqlite_write_reuses_statements_for_any_batch_size(tmp_path: Path) -> None:
+def test_sqlite_write_reuses_statements(tmp_path: Path) -> None:
     # The sqlite3 module caches prepared statements by SQL text, so a text
     # per batch size would grow the process's memory with each new size.
     ledger = open_ledger(f"sqlite:///{tmp_path / 'thrifty.db'}")

@@ -4,7 +4,9 @@ A ``PriceTable`` contains per-million rates, some of them tiered by the size of
 the request's input. Compiling it divides every rate down to USD per token
 (per call for web searches and request fees) and expands the tiers into one
 flat row of rates per input-size bracket, so pricing a usage is a
-bisection, one exact multiplication per token class and a sum.
+bisection, one exact multiplication per token class and a sum. Each row
+also has a text pricer (``thrifty.pricing.scaled``) that computes the same
+total of a text-only usage in integers.
 
 A ``Schedule`` contains the compiled tables of one model at one tier and
 speed over time: one per period between the dates its catalog prices change.
@@ -24,6 +26,7 @@ from genai_prices.types import TimeOfDateConstraint
 
 from thrifty.pricing.model import TOKEN_CLASSES
 from thrifty.pricing.rates import EXACT, PriceTable, TieredRate, media_counts
+from thrifty.pricing.scaled import BreakdownBuilder, TextPricer, text_pricers
 from thrifty.usage.model import Usage
 
 # Token rates are per million tokens; the web search and request fees are per
@@ -47,11 +50,25 @@ class RateRow:
     ``text`` repeats the input, cache read, 5-minute and 1-hour cache write,
     output and reasoning rates when all six have a price (most models), so
     the common case is priced without checking them; it is None otherwise.
+    ``price_text`` returns the total of a text-only usage at these rates, as
+    ``price_usage`` does but faster, and None for any other usage or when
+    the row has no ``text`` rates. ``text_breakdown`` returns the breakdown
+    of a usage that ``price_text`` priced. Both are built on first use,
+    because most rows of the catalog never price a request, and building
+    them all would add about half to the catalog's compile time.
     """
 
     rates: tuple[Decimal | None, ...]
     text: tuple[Decimal, Decimal, Decimal, Decimal, Decimal, Decimal] | None
     request: Decimal | None
+    price_text: TextPricer = field(init=False, compare=False, repr=False)
+    text_breakdown: BreakdownBuilder = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.text is None:
+            self._set_pricers(_no_text_price, _no_text_breakdown)
+        else:
+            self._set_pricers(self._build_and_price, self._build_and_break_down)
 
     @classmethod
     def of(cls, rates: tuple[Decimal | None, ...]) -> RateRow:
@@ -70,6 +87,23 @@ class RateRow:
         ):
             text = (input_rate, cache_read, write_5m, write_1h, output, reasoning)
         return cls(rates, text, by_class[_REQUEST_CLASS])
+
+    def _set_pricers(self, price_text: TextPricer, text_breakdown: BreakdownBuilder) -> None:
+        object.__setattr__(self, "price_text", price_text)
+        object.__setattr__(self, "text_breakdown", text_breakdown)
+
+    def _build_pricers(self) -> None:
+        # Two threads may each build them, which is harmless because the results are equivalent.
+        pricers = None if self.text is None else text_pricers(self.text, self.request)
+        self._set_pricers(*(pricers or (_no_text_price, _no_text_breakdown)))
+
+    def _build_and_price(self, usage: Usage) -> Decimal | None:
+        self._build_pricers()
+        return self.price_text(usage)
+
+    def _build_and_break_down(self, usage: Usage) -> dict[str, Decimal]:
+        self._build_pricers()
+        return self.text_breakdown(usage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +127,18 @@ class CompiledTable:
 
     ``thresholds`` are input token counts in ascending order. A request whose
     ``input_tokens`` exceed ``thresholds[i - 1]`` but not ``thresholds[i]``
-    is priced with ``rows[i]``.
+    is priced with ``rows[i]``. ``only_row`` is the one row of a table
+    without thresholds, else None.
     """
 
     table: PriceTable
     thresholds: tuple[int, ...]
     rows: tuple[RateRow, ...]
     source: str
+    only_row: RateRow | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "only_row", None if self.thresholds else self.rows[0])
 
     def row_for(self, input_tokens: int) -> RateRow:
         """Return the rates of the bracket a request with ``input_tokens`` of input falls in."""
@@ -189,6 +228,14 @@ def price_usage(row: RateRow, usage: Usage) -> tuple[dict[str, Decimal], Decimal
         amount = breakdown["request"] = request_rate
         total = _add(total, amount)
     return breakdown, total, None
+
+
+def _no_text_price(usage: Usage) -> None:
+    return None
+
+
+def _no_text_breakdown(usage: Usage) -> dict[str, Decimal]:
+    raise AssertionError("a row without a text pricer has priced no usage to break down")
 
 
 def split_counts(usage: Usage) -> tuple[int, ...]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 ServiceTier = Literal["default", "flex", "priority", "batch"]
 
@@ -58,3 +59,39 @@ class Cost:
     @property
     def priced(self) -> bool:
         return self.cost_usd is not None
+
+
+# A breakdown built when it is first read. The cost engine stores a tuple
+# ``(build, usage)`` in the breakdown slot in place of the dict, because
+# building the breakdown's Decimals takes about as long as the rest of a
+# price() call (callgrind, CPython 3.11). Many callers, such as what-if
+# estimates and the advisor's simulations, read only ``cost_usd``.
+DeferredBreakdown = tuple[Callable[[Any], dict[str, Decimal]], Any]
+
+# The slot descriptor that dataclass(slots=True) made for the breakdown field.
+_breakdown_slot: Any = Cost.__dict__["breakdown"]
+_read_slot = _breakdown_slot.__get__
+_write_slot = _breakdown_slot.__set__
+
+
+def _breakdown(cost: Cost) -> dict[str, Decimal]:
+    """Return the breakdown in ``cost``'s slot, first building a ``DeferredBreakdown`` there.
+
+    The built dict replaces the deferred one in the slot, so later reads
+    return the same dict.
+    """
+    value: dict[str, Decimal] | DeferredBreakdown = _read_slot(cost)
+    if not isinstance(value, tuple):
+        return value
+    # NOTE: two threads that read a new cost at once may each build the dict,
+    # so they get different but equal dicts. The slot keeps the last one.
+    build, usage = value
+    built = build(usage)
+    _write_slot(cost, built)
+    return built
+
+
+# Cost.breakdown reads the field's slot through _breakdown. The dataclass
+# machinery (__init__, __eq__, __repr__, replace, pickling) reads and writes
+# fields by attribute, so it gets the built dict like any caller.
+setattr(Cost, "breakdown", property(_breakdown, _write_slot, _breakdown_slot.__delete__))  # noqa: B010

@@ -263,9 +263,12 @@ def time_litellm(python: Path, calls: int, rounds: int) -> dict[str, Any]:
 
 
 def setup_litellm(path: Path) -> None:
-    """Create ``path`` as a virtual environment with LiteLLM installed."""
-    print(f"creating {path} and installing litellm into it")
-    venv.create(path, with_pip=True)
+    """Install LiteLLM into the virtual environment at ``path``, creating it when missing."""
+    # bench/litellm/setup.sh makes the same environment for the proxy benchmark.
+    if not (path / "bin" / "python").exists():
+        print(f"creating {path}")
+        venv.create(path, with_pip=True)
+    print(f"installing litellm into {path}")
     subprocess.run([str(path / "bin" / "python"), "-m", "pip", "install", "litellm"], check=True)
 
 

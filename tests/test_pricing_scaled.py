@@ -22,6 +22,7 @@ from thrifty.pricing.compiled import (
     Schedule,
     compile_table,
     price_usage,
+    usage_breakdown,
 )
 from thrifty.pricing.lookup import compiled_catalog
 from thrifty.pricing.rates import EXACT, PriceTable
@@ -94,7 +95,8 @@ def test_text_pricer_matches_every_catalog_row() -> None:
             # Equal as Decimal tuples: the same value and the same exponent.
             assert total.as_tuple() == expected.as_tuple(), (row.rates, usage)
             assert total.as_tuple() == exact_sum(breakdown).as_tuple()
-            assert as_tuples(row.text_breakdown(usage)) == as_tuples(breakdown), (row.rates, usage)
+            built = usage_breakdown(row, usage)
+            assert as_tuples(built) == as_tuples(breakdown), (row.rates, usage)
             compared += 1
     # A floor, so that a catalog or compiler change that skips most rows fails here.
     assert compared > 20000
@@ -142,7 +144,7 @@ def test_text_pricer_matches_price_usage(
 
     assert total is not None
     assert total.as_tuple() == expected.as_tuple()
-    assert as_tuples(row.text_breakdown(usage)) == as_tuples(breakdown)
+    assert as_tuples(usage_breakdown(row, usage)) == as_tuples(breakdown)
 
 
 def test_zero_usage_costs_plain_zero() -> None:
@@ -216,7 +218,8 @@ def test_row_builds_pricers_on_first_call() -> None:
     assert row.price_text is built
     assert first == Decimal("0.002525")
     assert second == first
-    assert row.text_breakdown(usage) == {"input": Decimal("0.0025"), "output": Decimal("0.000025")}
+    expected = {"input": Decimal("0.0025"), "output": Decimal("0.000025")}
+    assert usage_breakdown(row, usage) == expected
 
 
 @pytest.mark.parametrize(
@@ -270,8 +273,9 @@ def test_breakdown_is_built_once_on_first_read(monkeypatch: pytest.MonkeyPatch) 
         multiplied.append(product)
         return product
 
-    # Every Decimal of the text pricers comes from one multiplication.
+    # The text pricer's total and each class of the breakdown come from one multiplication.
     monkeypatch.setattr("thrifty.pricing.scaled._multiply", counted)
+    monkeypatch.setattr("thrifty.pricing.compiled._multiply", counted)
     engine = CostEngine(warn_unpriced=False)
 
     cost = engine.price("deepseek", "deepseek-chat", TEXT_USAGES[3], at=AT)

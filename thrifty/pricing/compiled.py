@@ -26,7 +26,7 @@ from genai_prices.types import TimeOfDateConstraint
 
 from thrifty.pricing.model import TOKEN_CLASSES
 from thrifty.pricing.rates import EXACT, PriceTable, TieredRate, media_counts
-from thrifty.pricing.scaled import BreakdownBuilder, TextPricer, text_pricers
+from thrifty.pricing.scaled import TextPricer, text_pricer
 from thrifty.usage.model import Usage
 
 # Token rates are per million tokens; the web search and request fees are per
@@ -52,23 +52,19 @@ class RateRow:
     the common case is priced without checking them; it is None otherwise.
     ``price_text`` returns the total of a text-only usage at these rates, as
     ``price_usage`` does but faster, and None for any other usage or when
-    the row has no ``text`` rates. ``text_breakdown`` returns the breakdown
-    of a usage that ``price_text`` priced. Both are built on first use,
-    because most rows of the catalog never price a request, and building
-    them all would add about half to the catalog's compile time.
+    the row has no ``text`` rates. It is built on first use, because most
+    rows of the catalog never price a request, and building them all would
+    add about half to the catalog's compile time.
     """
 
     rates: tuple[Decimal | None, ...]
     text: tuple[Decimal, Decimal, Decimal, Decimal, Decimal, Decimal] | None
     request: Decimal | None
     price_text: TextPricer = field(init=False, compare=False, repr=False)
-    text_breakdown: BreakdownBuilder = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.text is None:
-            self._set_pricers(_no_text_price, _no_text_breakdown)
-        else:
-            self._set_pricers(self._build_and_price, self._build_and_break_down)
+        pricer = _no_text_price if self.text is None else self._build_and_price
+        object.__setattr__(self, "price_text", pricer)
 
     @classmethod
     def of(cls, rates: tuple[Decimal | None, ...]) -> RateRow:
@@ -88,22 +84,11 @@ class RateRow:
             text = (input_rate, cache_read, write_5m, write_1h, output, reasoning)
         return cls(rates, text, by_class[_REQUEST_CLASS])
 
-    def _set_pricers(self, price_text: TextPricer, text_breakdown: BreakdownBuilder) -> None:
-        object.__setattr__(self, "price_text", price_text)
-        object.__setattr__(self, "text_breakdown", text_breakdown)
-
-    def _build_pricers(self) -> None:
-        # Two threads may each build them, which is harmless because the results are equivalent.
-        pricers = None if self.text is None else text_pricers(self.text, self.request)
-        self._set_pricers(*(pricers or (_no_text_price, _no_text_breakdown)))
-
     def _build_and_price(self, usage: Usage) -> Decimal | None:
-        self._build_pricers()
+        # Two threads may each build a pricer, which is harmless because they are equivalent.
+        pricer = None if self.text is None else text_pricer(self.text, self.request)
+        object.__setattr__(self, "price_text", pricer or _no_text_price)
         return self.price_text(usage)
-
-    def _build_and_break_down(self, usage: Usage) -> dict[str, Decimal]:
-        self._build_pricers()
-        return self.text_breakdown(usage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,12 +215,13 @@ def price_usage(row: RateRow, usage: Usage) -> tuple[dict[str, Decimal], Decimal
     return breakdown, total, None
 
 
+def usage_breakdown(row: RateRow, usage: Usage) -> dict[str, Decimal]:
+    """Return the cost of each class of ``usage`` at ``row``, as ``price_usage`` gives it."""
+    return price_usage(row, usage)[0]
+
+
 def _no_text_price(usage: Usage) -> None:
     return None
-
-
-def _no_text_breakdown(usage: Usage) -> dict[str, Decimal]:
-    raise AssertionError("a row without a text pricer has priced no usage to break down")
 
 
 def split_counts(usage: Usage) -> tuple[int, ...]:

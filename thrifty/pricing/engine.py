@@ -32,6 +32,7 @@ from thrifty.pricing.compiled import (
     Unpriced,
     compile_table,
     price_usage,
+    usage_breakdown,
 )
 from thrifty.pricing.config import Discount, Discounts, PricesConfig
 from thrifty.pricing.custom import CUSTOM_SOURCE, CustomPrice
@@ -263,7 +264,7 @@ class CostEngine:
         fresh.service_tier = plan.tier
         fresh.batch = plan.batch
         fresh.cost_usd = total
-        fresh.breakdown = (row.text_breakdown, usage)
+        fresh.breakdown = (usage_breakdown, row, usage)
         fresh.unpriced_reason = None
         fresh.price_source = table.source
         fresh.notes = ()

@@ -62,11 +62,11 @@ class Cost:
 
 
 # A breakdown built when it is first read. The cost engine stores a tuple
-# ``(build, usage)`` in the breakdown slot in place of the dict, because
+# ``(build, row, usage)`` in the breakdown slot in place of the dict, because
 # building the breakdown's Decimals takes about as long as the rest of a
 # price() call (callgrind, CPython 3.11). Many callers, such as what-if
 # estimates and the advisor's simulations, read only ``cost_usd``.
-DeferredBreakdown = tuple[Callable[[Any], dict[str, Decimal]], Any]
+DeferredBreakdown = tuple[Callable[[Any, Any], dict[str, Decimal]], Any, Any]
 
 # The slot descriptor that dataclass(slots=True) made for the breakdown field.
 _breakdown_slot: Any = Cost.__dict__["breakdown"]
@@ -85,8 +85,8 @@ def _breakdown(cost: Cost) -> dict[str, Decimal]:
         return value
     # NOTE: two threads that read a new cost at once may each build the dict,
     # so they get different but equal dicts. The slot keeps the last one.
-    build, usage = value
-    built = build(usage)
+    build, row, usage = value
+    built = build(row, usage)
     _write_slot(cost, built)
     return built
 

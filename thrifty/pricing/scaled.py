@@ -37,8 +37,6 @@ _multiply = EXACT.multiply
 # Return the total cost of a usage, or None when the usage has token classes
 # other than text (audio, image or web search counts).
 TextPricer = Callable[[Usage], Decimal | None]
-# Return the cost of each class of a text-only usage, as price_usage does.
-BreakdownBuilder = Callable[[Usage], dict[str, Decimal]]
 
 
 def decimal_places(rate: Decimal) -> int:
@@ -58,24 +56,15 @@ def scaled_integer(rate: Decimal, scale: int) -> int:
     return whole
 
 
-def text_pricers(
-    text: tuple[Decimal, ...], request: Decimal | None
-) -> tuple[TextPricer, BreakdownBuilder] | None:
-    """Build the text pricer and breakdown builder of one rate row.
+def text_pricer(text: tuple[Decimal, ...], request: Decimal | None) -> TextPricer | None:
+    """Build the text pricer of one rate row.
 
     ``text`` contains the per-token input, cache read, 5-minute and 1-hour
     cache write, output and reasoning rates, and ``request`` the fee per
-    request or None. Both functions split usage as ``price_usage`` does and
-    return its Decimals, exponents included. The result is None when a rate
-    is not finite or has more than ``MAX_PLACES`` decimal places.
+    request or None. The pricer splits usage as ``price_usage`` does and
+    returns its total, exponent included. The result is None when a rate is
+    not finite or has more than ``MAX_PLACES`` decimal places.
     """
-    pricer = _text_pricer(text, request)
-    if pricer is None:
-        return None
-    return pricer, _breakdown_builder(text, request)
-
-
-def _text_pricer(text: tuple[Decimal, ...], request: Decimal | None) -> TextPricer | None:
     if not all(rate.is_finite() for rate in (*text, request or Decimal(0))):
         return None
     places = tuple(decimal_places(rate) for rate in text)
@@ -156,35 +145,3 @@ def _text_pricer(text: tuple[Decimal, ...], request: Decimal | None) -> TextPric
         return _multiply(total, _UNITS[places])
 
     return price_text
-
-
-def _breakdown_builder(text: tuple[Decimal, ...], request: Decimal | None) -> BreakdownBuilder:
-    input_rate, read_rate, write_5m_rate, write_1h_rate, output_rate, reasoning_rate = text
-
-    def text_breakdown(usage: Usage) -> dict[str, Decimal]:
-        cache_read = usage.cache_read_tokens
-        cache_write = usage.cache_write_tokens
-        write_1h = usage.cache_write_1h_tokens
-        write_5m = cache_write - write_1h
-        uncached = usage.input_tokens - cache_read - cache_write
-        reasoning = usage.reasoning_tokens
-        plain_output = usage.output_tokens - reasoning
-
-        breakdown: dict[str, Decimal] = {}
-        if uncached:
-            breakdown["input"] = _multiply(input_rate, uncached)
-        if cache_read:
-            breakdown["cache_read"] = _multiply(read_rate, cache_read)
-        if write_5m:
-            breakdown["cache_write_5m"] = _multiply(write_5m_rate, write_5m)
-        if write_1h:
-            breakdown["cache_write_1h"] = _multiply(write_1h_rate, write_1h)
-        if plain_output:
-            breakdown["output"] = _multiply(output_rate, plain_output)
-        if reasoning:
-            breakdown["reasoning"] = _multiply(reasoning_rate, reasoning)
-        if request is not None and (usage.input_tokens or usage.output_tokens):
-            breakdown["request"] = request
-        return breakdown
-
-    return text_breakdown
